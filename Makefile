@@ -1,0 +1,47 @@
+# Hearth: two commands do everything on a fresh machine.
+#   make run   - create .venv, install Hearth, put the starter model in place, start the GUI
+#   make test  - create .venv with the dev extras, fetch the test assets, run every test and check
+# llama-cpp-python is compiled by pip once per .venv (several minutes on 2 cores); later runs reuse it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Test assets live outside git and outside .venv, so a new .venv does not fetch them again.
+HEARTH_TEST_ASSETS ?= $(HOME)/.cache/hearth-test-assets
+export HEARTH_TEST_ASSETS
+
+.PHONY: run test lint check-core package clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.stamp-app: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.stamp-app
+
+run: $(VENV)/.stamp-app
+	$(BIN)/hearth starter
+	$(BIN)/hearth
+
+test: $(VENV)/.stamp-dev
+	$(PY) -m tests.assets
+	$(BIN)/ruff check app tests
+	$(BIN)/mypy
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check app tests
+	$(BIN)/mypy
+
+package: $(VENV)/.stamp-app
+	$(PY) -m pip install --quiet -e '.[packaging]'
+	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build packaging/hearth.spec
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

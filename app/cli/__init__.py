@@ -1,0 +1,57 @@
+"""Command-line front end: one module per subcommand, over the same services as the GUI."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+
+from app import __version__
+from app.errors import HearthError
+
+
+def command_modules() -> list[str]:
+    """Every ``app/cli/*_cmd.py``: each defines ``register(subparsers)`` and sets ``func``."""
+    package = importlib.import_module("app.cli")
+    return sorted(
+        f"app.cli.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.name.endswith("_cmd")
+    )
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="Chat with large language models on your own machine. "
+        "With no command, Hearth opens its window.",
+    )
+    parser.add_argument("--version", action="version", version=f"Hearth {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in command_modules():
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    handler: Handler | None = getattr(args, "func", None)
+    if handler is None:
+        from app.ui.application import run_gui
+
+        return run_gui(list(argv))
+    try:
+        return handler(args)
+    except HearthError as exc:
+        print(f"hearth: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hearth: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

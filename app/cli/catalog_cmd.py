@@ -1,0 +1,107 @@
+"""``hearth catalog``: the model catalogue as a table or as JSON, with filters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from app.catalog import Catalog, Model, Variant, load_catalog
+from app.catalog.fit import Fit, assess
+from app.catalog.hardware import Hardware, describe, detect_hardware
+from app.cli.table import human_size, render_table
+from app.errors import HearthError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "catalog",
+        help="list the model catalogue",
+        description="List every model variant in the catalogue: GGUF quants that Hearth runs "
+        "with llama.cpp, and GPTQ branches (download only).",
+    )
+    parser.add_argument("--json", action="store_true", help="print the resolved catalogue as JSON")
+    parser.add_argument("--format", choices=("gguf", "gptq"), help="only variants of this format")
+    parser.add_argument(
+        "--fits", action="store_true",
+        help="only variants that run on this machine's RAM/VRAM (fits or tight)",
+    )
+    parser.add_argument(
+        "--hardware", metavar="ram=SIZE[,vram=SIZE]",
+        help="judge --fits against described hardware instead of this machine",
+    )
+    parser.add_argument("--model", metavar="ID", help="only this model")
+    parser.set_defaults(func=run)
+
+
+def _hardware(args: argparse.Namespace) -> Hardware:
+    if args.hardware:
+        try:
+            return describe(args.hardware)
+        except ValueError as exc:
+            raise HearthError(str(exc)) from None
+    return detect_hardware()
+
+
+def select(catalog: Catalog, args: argparse.Namespace, hw: Hardware) -> list[tuple[Model, list[Variant]]]:
+    """Models with the variants that pass the filters, models with none left out."""
+    if args.model and args.model not in {m.id for m in catalog.models}:
+        known = ", ".join(m.id for m in catalog.models)
+        raise HearthError(f"no model {args.model!r} in the catalogue (known: {known})")
+    chosen = []
+    for model in catalog.models:
+        if args.model and model.id != args.model:
+            continue
+        variants = [
+            v for v in model.variants
+            if (not args.format or v.format == args.format)
+            and (not args.fits or assess(v, hw).fit is not Fit.NO)
+        ]
+        if variants:
+            chosen.append((model, variants))
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = load_catalog()
+    hw = _hardware(args)
+    chosen = select(catalog, args, hw)
+    if args.json:
+        document = {
+            "schema_version": catalog.schema_version,
+            "models": [
+                {**model.to_json(), "variants": [_variant_json(v, hw) for v in variants]}
+                for model, variants in chosen
+            ],
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    if not chosen:
+        print("No variants match these filters.")
+        return 0
+    rows = []
+    for model, variants in chosen:
+        for v in variants:
+            report = assess(v, hw)
+            rows.append([
+                model.id,
+                v.format.upper(),
+                v.quant or v.revision,
+                str(v.bits),
+                "-" if v.format == "gguf" else ("None" if v.group_size is None else str(v.group_size)),
+                "-" if v.act_order is None else ("yes" if v.act_order else "no"),
+                human_size(v.size_bytes),
+                report.fit.value,
+                "chat" if v.runnable else "download only",
+            ])
+    headers = ["MODEL", "FORMAT", "QUANT / BRANCH", "BITS", "GROUP", "ACT ORDER", "SIZE", "FIT", "USE"]
+    print(render_table(headers, rows, right={3, 4, 6}))
+    print(f"\n{len(rows)} variants of {len(chosen)} models · this machine: {hw.summary()}")
+    if any(v.format == "gptq" for _, vs in chosen for v in vs):
+        print("GPTQ branches cannot run in llama.cpp as they are: download only, or pick the GGUF quant.")
+    return 0
+
+
+def _variant_json(variant: Variant, hw: Hardware) -> dict[str, Any]:
+    report = assess(variant, hw)
+    return {**variant.to_json(), "fit": report.fit.value, "memory_needed_bytes": report.need_bytes}

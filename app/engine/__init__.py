@@ -1,0 +1,1 @@
+"""The inference side of Hearth: prompt templates, GGUF metadata, and the llama.cpp worker."""

@@ -1,0 +1,1 @@
+"""Hearth's Qt interface: it adapts the Qt-free core (catalogue, hub, engine, chats) to widgets."""

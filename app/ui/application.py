@@ -1,0 +1,37 @@
+"""Start the GUI: QApplication, theme, catalogue, main window."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import __version__
+from app.catalog import CatalogError, load_catalog
+from app.paths import app_dirs
+from app.ui.context import AppContext, AppEvents
+from app.ui.main_window import MainWindow
+from app.ui.theme import ThemeManager, icon
+
+
+def create_context(app: QApplication) -> AppContext:
+    """Build the shared objects; raises CatalogError when the catalogue is unusable."""
+    return AppContext(catalog=load_catalog(), dirs=app_dirs(), theme=ThemeManager(app), events=AppEvents())
+
+
+def run_gui(argv: list[str]) -> int:
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Hearth")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("Hearth")
+    app.setDesktopFileName("hearth")
+    app.setWindowIcon(icon("hearth", "#888888"))
+    try:
+        context = create_context(app)
+    except CatalogError as exc:
+        QMessageBox.critical(None, "Hearth cannot start", str(exc))
+        return 1
+    window = MainWindow(context)
+    window.show()
+    return app.exec()

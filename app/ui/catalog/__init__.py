@@ -1,0 +1,1 @@
+"""The Catalogue page: browse model variants, filter them, read what each needs."""

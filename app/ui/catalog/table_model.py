@@ -1,0 +1,241 @@
+"""Qt item model over the catalogue's variants, and the proxy that filters and sorts them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+
+from app.catalog import Catalog, Model, Variant
+from app.catalog.fit import Fit, FitReport, assess
+from app.catalog.hardware import Hardware
+from app.catalog.installed import InstallState, install_state
+from app.cli.table import human_size
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class Column(IntEnum):
+    MODEL = 0
+    FORMAT = 1
+    QUANT = 2
+    BITS = 3
+    GROUP = 4
+    ACT_ORDER = 5
+    SIZE = 6
+    FIT = 7
+    STATUS = 8
+
+
+HEADERS = {
+    Column.MODEL: "Model",
+    Column.FORMAT: "Format",
+    Column.QUANT: "Quant / branch",
+    Column.BITS: "Bits",
+    Column.GROUP: "Group",
+    Column.ACT_ORDER: "Act order",
+    Column.SIZE: "Size",
+    Column.FIT: "Fits",
+    Column.STATUS: "Status",
+}
+
+
+class Role(IntEnum):
+    SORT = Qt.ItemDataRole.UserRole + 1
+    VARIANT = Qt.ItemDataRole.UserRole + 2
+    MODEL = Qt.ItemDataRole.UserRole + 3
+    FIT = Qt.ItemDataRole.UserRole + 4
+    SEARCH = Qt.ItemDataRole.UserRole + 5
+    BADGE = Qt.ItemDataRole.UserRole + 6
+
+
+@dataclass
+class Row:
+    model: Model
+    variant: Variant
+    fit: FitReport | None = None
+    state: InstallState = InstallState.NOT_INSTALLED
+
+
+class CatalogTableModel(QAbstractTableModel):
+    """One row per variant. Hardware arrives later (detected off the GUI thread)."""
+
+    def __init__(self, catalog: Catalog, models_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._models_dir = models_dir
+        self._rows = [Row(m, v) for m, v in catalog.variants()]
+        self.hardware: Hardware | None = None
+        self.refresh_install_states()
+
+    # -- data updates -------------------------------------------------------
+    def set_hardware(self, hardware: Hardware) -> None:
+        self.hardware = hardware
+        for row in self._rows:
+            row.fit = assess(row.variant, hardware)
+        self._column_changed(Column.FIT)
+
+    def refresh_install_states(self) -> None:
+        for row in self._rows:
+            row.state = install_state(self._models_dir, row.variant)
+        self._column_changed(Column.STATUS)
+
+    def _column_changed(self, column: Column) -> None:
+        if self._rows:
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))
+
+    def row_of(self, variant_id: str) -> int:
+        return next((i for i, r in enumerate(self._rows) if r.variant.id == variant_id), -1)
+
+    # -- Qt model interface -------------------------------------------------
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return HEADERS[Column(section)]
+            if role == Qt.ItemDataRole.TextAlignmentRole and section in (Column.BITS, Column.SIZE):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
+            return None
+        row = self._rows[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == Role.SORT:
+            return self._sort_key(row, column)
+        if role == Role.VARIANT:
+            return row.variant
+        if role == Role.MODEL:
+            return row.model
+        if role == Role.FIT:
+            return row.fit.fit if row.fit else None
+        if role == Role.SEARCH:
+            v, m = row.variant, row.model
+            return " ".join(filter(None, [m.name, m.id, m.creator, m.architecture, v.repo, v.revision, v.quant or ""])).lower()
+        if role == Role.BADGE:
+            if column == Column.FORMAT:
+                return row.variant.format
+            if column == Column.FIT and row.fit:
+                return row.fit.fit.name.lower()
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.BITS, Column.SIZE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, row: Row, column: Column) -> str:
+        v = row.variant
+        match column:
+            case Column.MODEL:
+                return row.model.name
+            case Column.FORMAT:
+                return v.format.upper()
+            case Column.QUANT:
+                return v.quant or v.revision
+            case Column.BITS:
+                return str(v.bits)
+            case Column.GROUP:
+                if v.format == "gguf":
+                    return "–"
+                return "None" if v.group_size is None else str(v.group_size)
+            case Column.ACT_ORDER:
+                return "–" if v.act_order is None else ("Yes" if v.act_order else "No")
+            case Column.SIZE:
+                return human_size(v.size_bytes)
+            case Column.FIT:
+                return row.fit.fit.value if row.fit else "checking…"
+            case Column.STATUS:
+                if row.state is InstallState.NOT_INSTALLED and not v.runnable:
+                    return "download only"
+                return row.state.value
+        return ""
+
+    def _sort_key(self, row: Row, column: Column) -> Any:
+        v = row.variant
+        match column:
+            case Column.BITS:
+                return v.bits
+            case Column.GROUP:
+                return -1 if v.group_size is None else v.group_size
+            case Column.SIZE:
+                return v.size_bytes
+            case Column.FIT:
+                return list(Fit).index(row.fit.fit) if row.fit else len(Fit)
+        return self._display(row, column).lower()
+
+    def _tooltip(self, row: Row, column: Column) -> str | None:
+        if column == Column.FIT and row.fit:
+            return row.fit.reason
+        if column == Column.MODEL:
+            return f"{row.model.name} by {row.model.creator} · {row.variant.repo}"
+        if column == Column.FORMAT and not row.variant.runnable:
+            return "llama.cpp cannot load GPTQ as it is: download only for now"
+        return None
+
+
+class CatalogFilterProxy(QSortFilterProxyModel):
+    """Search text, format, bits, size and "fits my machine" filters over the table model."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(Role.SORT)
+        self._text = ""
+        self._format: str | None = None
+        self._bits: int | None = None
+        self._max_size: int | None = None
+        self._fits_only = False
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def set_format(self, fmt: str | None) -> None:
+        self._format = fmt
+        self.invalidateFilter()
+
+    def set_bits(self, bits: int | None) -> None:
+        self._bits = bits
+        self.invalidateFilter()
+
+    def set_max_size(self, size: int | None) -> None:
+        self._max_size = size
+        self.invalidateFilter()
+
+    def set_fits_only(self, on: bool) -> None:
+        self._fits_only = on
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
+        model = self.sourceModel()
+        index = model.index(source_row, 0, source_parent)
+        variant: Variant = model.data(index, Role.VARIANT)
+        if self._format and variant.format != self._format:
+            return False
+        if self._bits is not None and variant.bits != self._bits:
+            return False
+        if self._max_size is not None and variant.size_bytes > self._max_size:
+            return False
+        if self._fits_only and model.data(index, Role.FIT) not in (Fit.GOOD, Fit.TIGHT):
+            return False
+        if self._text:
+            haystack: str = model.data(index, Role.SEARCH)
+            return all(word in haystack for word in self._text.split())
+        return True

@@ -1,0 +1,39 @@
+"""What every page is given: the catalogue, the user's folders, the theme, and the app-wide events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from app.catalog import Catalog
+from app.paths import AppDirs
+from app.ui.theme import ThemeManager
+
+
+class AppEvents(QObject):
+    """Signals that cross pages, so that pages never import each other.
+
+    Signals:
+        navigate(str): show the page with this key ("chat", "catalog", "downloads", "settings").
+        download_requested(str): a catalogue variant id the user asked to download.
+        installed_changed(): files in the models folder changed; refresh install states.
+        chat_requested(str): path of a local model file the user wants to chat with.
+        status_message(str): a short message for the window's status bar.
+    """
+
+    navigate = Signal(str)
+    download_requested = Signal(str)
+    installed_changed = Signal()
+    chat_requested = Signal(str)
+    status_message = Signal(str)
+
+
+@dataclass
+class AppContext:
+    """Shared, long-lived objects, created once by the application."""
+
+    catalog: Catalog
+    dirs: AppDirs
+    theme: ThemeManager
+    events: AppEvents
