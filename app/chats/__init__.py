@@ -1,0 +1,18 @@
+"""Chat history: conversations and messages in SQLite, shared by the GUI and the CLI."""
+
+from __future__ import annotations
+
+from app.chats.recorder import ChatRecorder
+from app.chats.records import Chat, StoredMessage
+from app.chats.reply import ReplyWriter
+from app.chats.store import ChatNotFound, ChatStore, ChatStoreError
+
+__all__ = [
+    "Chat",
+    "ChatNotFound",
+    "ChatRecorder",
+    "ChatStore",
+    "ChatStoreError",
+    "ReplyWriter",
+    "StoredMessage",
+]

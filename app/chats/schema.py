@@ -1,0 +1,109 @@
+"""The chat database schema as a list of migrations, applied in order and counted in user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# A migration returns the SQL that moves the schema one version on ("" for nothing to do).
+Migration = Callable[[sqlite3.Connection], str]
+
+
+def _base_tables(db: sqlite3.Connection) -> str:
+    return (
+        """
+        CREATE TABLE chats (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            model TEXT,
+            system_message TEXT,
+            settings TEXT NOT NULL DEFAULT '{}',
+            pinned INTEGER NOT NULL DEFAULT 0,
+            archived INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX chats_by_updated ON chats (updated DESC, id DESC);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'streaming', 'stopped', 'error')),
+            tokens INTEGER,
+            tokens_per_s REAL,
+            model TEXT,
+            UNIQUE (chat_id, position)
+        );
+        """
+    )
+
+
+def fts5_available(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+        db.execute("DROP TABLE temp.fts5_probe")
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
+def _full_text_index(db: sqlite3.Connection) -> str:
+    """Search indexes over titles and contents, kept in step by triggers (skipped without FTS5)."""
+    if not fts5_available(db):
+        return ""
+    return (
+        """
+        CREATE VIRTUAL TABLE chats_fts USING fts5(
+            title, content='chats', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, content='messages', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2');
+        INSERT INTO chats_fts (rowid, title) SELECT id, title FROM chats;
+        INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages;
+        CREATE TRIGGER chats_fts_insert AFTER INSERT ON chats BEGIN
+            INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title);
+        END;
+        CREATE TRIGGER chats_fts_delete AFTER DELETE ON chats BEGIN
+            INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title);
+        END;
+        CREATE TRIGGER chats_fts_update AFTER UPDATE OF title ON chats BEGIN
+            INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title);
+            INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title);
+        END;
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        """
+    )
+
+
+# Append only: a released migration never changes; user_version is the count applied.
+MIGRATIONS: tuple[Migration, ...] = (_base_tables, _full_text_index)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """Split a script into single statements (trigger bodies stay whole)."""
+    result: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            result.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        result.append(buffer.strip())
+    return result

@@ -1,0 +1,99 @@
+"""A process killed with SIGKILL mid-reply: the store keeps the question and all but the last second."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.chats.store import ChatStore
+
+QUESTION = "Explain WAL mode — in detail, please ✍️\n```sql\nPRAGMA journal_mode = WAL;\n```"
+
+# The child records like `hearth chat` does: the question first, then a reply that grows by one
+# token every 20 ms; each token carries the wall-clock time it was produced.
+CHILD = r"""
+import sys, time
+from pathlib import Path
+from app.chats.recorder import ChatRecorder
+from app.chats.store import ChatStore
+
+store = ChatStore(Path(sys.argv[1]))
+stall_after = float(sys.argv[2])
+recorder = ChatRecorder.start(model="test", store=store)
+recorder.user(sys.argv[3])
+reply = recorder.reply()
+print("streaming", recorder.chat_id, flush=True)
+start = time.time()
+n = 0
+while True:
+    now = time.time()
+    if now - start < stall_after:
+        reply.append(f"t{n}@{now:.3f} ")
+        n += 1
+    time.sleep(0.02)
+"""
+
+
+def _run_and_kill(db: Path, stall_after: float, kill_after: float) -> tuple[int, float]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), str(stall_after), QUESTION],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+        assert line[:1] == ["streaming"], f"child did not start: {line}"
+        time.sleep(kill_after)
+        killed_at = time.time()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    return int(line[1]), killed_at
+
+
+def _tokens(content: str) -> list[tuple[int, float]]:
+    pairs = []
+    for piece in content.split():
+        number, stamp = piece[1:].split("@")
+        pairs.append((int(number), float(stamp)))
+    return pairs
+
+
+@pytest.mark.slow
+def test_kill_mid_stream_loses_at_most_the_last_second(tmp_path: Path) -> None:
+    db = tmp_path / "chats.sqlite3"
+    chat_id, killed_at = _run_and_kill(db, stall_after=1e9, kill_after=2.5)
+    with ChatStore(db) as store:
+        user, reply = store.messages(chat_id)
+    assert (user.role, user.content, user.status) == ("user", QUESTION, "complete")
+    assert reply.role == "assistant" and reply.status == "streaming"
+    tokens = _tokens(reply.content)
+    assert [n for n, _ in tokens] == list(range(len(tokens))), "the reply is a clean prefix"
+    assert len(tokens) > 20
+    assert tokens[-1][1] >= killed_at - 1.0, (
+        f"the last saved token is {killed_at - tokens[-1][1]:.2f} s older than the kill"
+    )
+
+
+@pytest.mark.slow
+def test_kill_while_the_model_stalls_loses_nothing(tmp_path: Path) -> None:
+    # Tokens stop 1 s in (a slow prompt, a stalled model); the kill comes 1.5 s later.
+    db = tmp_path / "chats.sqlite3"
+    chat_id, _ = _run_and_kill(db, stall_after=1.0, kill_after=2.5)
+    with ChatStore(db) as store:
+        _, reply = store.messages(chat_id)
+    tokens = _tokens(reply.content)
+    first = tokens[0][1]
+    # Everything produced in the first second is there: ~50 tokens at 20 ms each.
+    assert tokens[-1][1] >= first + 0.9
+    assert len(tokens) >= 35
