@@ -17,13 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.chats.reply import ReplyWriter  # noqa: E402
-from app.chats.store import ChatStore  # noqa: E402
+from app.chats.reply import ReplyWriter
+from app.chats.store import ChatStore
 
-WORDS = (
-    "the model token prompt cache python rust sqlite window layer quant memory thread answer "
-    "question fast slow offload context system reply stream markdown code block function value"
-).split()
+WORDS = [
+    "the", "model", "token", "prompt", "cache", "python", "rust", "sqlite", "window", "layer",
+    "quant", "memory", "thread", "answer", "question", "fast", "slow", "offload", "context",
+    "system", "reply", "stream", "markdown", "code", "block", "function", "value",
+]
 
 
 def paragraph(rng: random.Random, words: int) -> str:
