@@ -35,10 +35,9 @@ def install_state(models_dir: Path, variant: Variant) -> InstallState:
         )
     targets = variant_files(models_dir, variant)
     if all(p.is_file() for p in targets):
-        if len(targets) == 1 and len(variant.files) == 1 and variant.source == "pypi":
-            # The starter comes whole from a wheel; its size is known exactly.
-            if targets[0].stat().st_size != variant.size_bytes:
-                return InstallState.PARTIAL
+        # The starter comes whole from a wheel; its size is known exactly.
+        if variant.source == "pypi" and targets[0].stat().st_size != variant.size_bytes:
+            return InstallState.PARTIAL
         return InstallState.INSTALLED
     names = {*variant.files, *(f"{n}.partial" for n in variant.files)}
     return InstallState.PARTIAL if any(p.name in names for p in folder.iterdir()) else InstallState.NOT_INSTALLED

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.context import AppContext
-from app.ui.theme import SPACE_M, SPACE_S, Theme, icon
+from app.ui.theme import SPACE_M, SPACE_S, Theme, icon, named
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ PAGES = (
 )
 
 
+def _module_exists(name: str) -> bool:
+    """Whether a page module is part of this build (its package may be missing too)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 class MainWindow(QMainWindow):
     """Rail plus stacked pages; pages talk to each other only through ``context.events``."""
 
@@ -58,7 +66,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
 
-        self.rail = QWidget(objectName="NavRail")
+        self.rail = named(QWidget(), "NavRail")
         self.rail.setFixedWidth(84)
         rail_layout = QVBoxLayout(self.rail)
         rail_layout.setContentsMargins(SPACE_S, SPACE_M, SPACE_S, SPACE_M)
@@ -70,14 +78,14 @@ class MainWindow(QMainWindow):
         self._specs: dict[str, PageSpec] = {}
 
         for spec in PAGES:
-            if importlib.util.find_spec(spec.module) is None:
+            if not _module_exists(spec.module):
                 continue
             page_cls = getattr(importlib.import_module(spec.module), spec.cls)
             page: QWidget = page_cls(context)
             self.pages[spec.key] = page
             self._specs[spec.key] = spec
             self.stack.addWidget(page)
-            button = QToolButton(objectName="NavButton")
+            button = named(QToolButton(), "NavButton")
             button.setText(spec.label)
             button.setCheckable(True)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)

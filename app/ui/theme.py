@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from PySide6.QtCore import QByteArray, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.paths import resource_path
+
+W = TypeVar("W", bound=QWidget)
 
 # Spacing scale used by every layout.
 SPACE_XS, SPACE_S, SPACE_M, SPACE_L, SPACE_XL = 4, 8, 12, 16, 24
@@ -98,6 +101,12 @@ def _stylesheet(theme: Theme) -> str:
     for key, value in asdict(theme).items():
         text = text.replace("{" + key + "}", str(value))
     return text
+
+
+def named(widget: W, name: str) -> W:
+    """Give a widget the object name that resources/styles/hearth.qss styles it by."""
+    widget.setObjectName(name)
+    return widget
 
 
 def icon(name: str, colour: str) -> QIcon:

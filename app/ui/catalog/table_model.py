@@ -31,10 +31,9 @@ class Column(IntEnum):
     QUANT = 2
     BITS = 3
     GROUP = 4
-    ACT_ORDER = 5
-    SIZE = 6
-    FIT = 7
-    STATUS = 8
+    SIZE = 5
+    FIT = 6
+    STATUS = 7
 
 
 HEADERS = {
@@ -43,7 +42,6 @@ HEADERS = {
     Column.QUANT: "Quant / branch",
     Column.BITS: "Bits",
     Column.GROUP: "Group",
-    Column.ACT_ORDER: "Act order",
     Column.SIZE: "Size",
     Column.FIT: "Fits",
     Column.STATUS: "Status",
@@ -96,6 +94,10 @@ class CatalogTableModel(QAbstractTableModel):
     def row_of(self, variant_id: str) -> int:
         return next((i for i, r in enumerate(self._rows) if r.variant.id == variant_id), -1)
 
+    def row_info(self, variant_id: str) -> Row:
+        """The row of a variant: its model, fit and install state."""
+        return self._rows[self.row_of(variant_id)]
+
     # -- Qt model interface -------------------------------------------------
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
@@ -128,7 +130,8 @@ class CatalogTableModel(QAbstractTableModel):
             return row.fit.fit if row.fit else None
         if role == Role.SEARCH:
             v, m = row.variant, row.model
-            return " ".join(filter(None, [m.name, m.id, m.creator, m.architecture, v.repo, v.revision, v.quant or ""])).lower()
+            words = [m.name, m.id, m.creator, m.architecture, v.repo, v.revision, v.quant or "", v.format]
+            return " ".join(words).lower()
         if role == Role.BADGE:
             if column == Column.FORMAT:
                 return row.variant.format
@@ -156,16 +159,13 @@ class CatalogTableModel(QAbstractTableModel):
                 if v.format == "gguf":
                     return "–"
                 return "None" if v.group_size is None else str(v.group_size)
-            case Column.ACT_ORDER:
-                return "–" if v.act_order is None else ("Yes" if v.act_order else "No")
             case Column.SIZE:
                 return human_size(v.size_bytes)
             case Column.FIT:
                 return row.fit.fit.value if row.fit else "checking…"
             case Column.STATUS:
-                if row.state is InstallState.NOT_INSTALLED and not v.runnable:
-                    return "download only"
-                return row.state.value
+                # Not installed is the usual case: leave the cell quiet.
+                return "" if row.state is InstallState.NOT_INSTALLED else row.state.value.capitalize()
         return ""
 
     def _sort_key(self, row: Row, column: Column) -> Any:
@@ -186,8 +186,12 @@ class CatalogTableModel(QAbstractTableModel):
             return row.fit.reason
         if column == Column.MODEL:
             return f"{row.model.name} by {row.model.creator} · {row.variant.repo}"
+        if column == Column.QUANT:
+            return row.variant.label
         if column == Column.FORMAT and not row.variant.runnable:
             return "llama.cpp cannot load GPTQ as it is: download only for now"
+        if column == Column.STATUS:
+            return row.state.value.capitalize()
         return None
 
 
@@ -203,25 +207,26 @@ class CatalogFilterProxy(QSortFilterProxyModel):
         self._max_size: int | None = None
         self._fits_only = False
 
+    def _refilter(self, **changes: object) -> None:
+        self.beginFilterChange()
+        for name, value in changes.items():
+            setattr(self, f"_{name}", value)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
     def set_text(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateFilter()
+        self._refilter(text=text.strip().lower())
 
     def set_format(self, fmt: str | None) -> None:
-        self._format = fmt
-        self.invalidateFilter()
+        self._refilter(format=fmt)
 
     def set_bits(self, bits: int | None) -> None:
-        self._bits = bits
-        self.invalidateFilter()
+        self._refilter(bits=bits)
 
     def set_max_size(self, size: int | None) -> None:
-        self._max_size = size
-        self.invalidateFilter()
+        self._refilter(max_size=size)
 
     def set_fits_only(self, on: bool) -> None:
-        self._fits_only = on
-        self.invalidateFilter()
+        self._refilter(fits_only=on)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         model = self.sourceModel()

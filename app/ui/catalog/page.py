@@ -1,0 +1,301 @@
+"""The Catalogue page: search and filters over a variant table, with a detail pane beside it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.catalog import Model, Variant
+from app.catalog.hardware import GB, Hardware, detect_hardware
+from app.catalog.installed import InstallState, variant_files
+from app.ui.catalog.badges import BadgeDelegate
+from app.ui.catalog.details import variant_details_html
+from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Column, Role
+from app.ui.context import AppContext
+from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, Theme, icon, named
+
+SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to 8 GB", 8),
+               ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
+BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 5), ("6-bit", 6), ("8-bit", 8))
+FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (GPU loaders)", "gptq"))
+
+
+COLUMN_WIDTHS = {Column.FORMAT: 72, Column.QUANT: 160, Column.BITS: 48, Column.GROUP: 64,
+                 Column.SIZE: 92, Column.FIT: 82, Column.STATUS: 84}
+
+
+class HardwareProbe(QObject):
+    """Detects RAM and GPUs on a pool thread (nvidia-smi can take a while).
+
+    Signals:
+        detected(Hardware): the machine's memory, delivered on the GUI thread.
+    """
+
+    detected = Signal(object)
+
+    def start(self) -> None:
+        QThreadPool.globalInstance().start(lambda: self.detected.emit(detect_hardware()))
+
+
+class CatalogPage(QWidget):
+    """Browse every variant; pick one to read its details, download it or chat with it."""
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+        self.source = CatalogTableModel(context.catalog, context.dirs.models, self)
+        self.proxy = CatalogFilterProxy(self)
+        self.proxy.setSourceModel(self.source)
+
+        title = named(QLabel("Catalogue"), "PageTitle")
+        self.subtitle = named(QLabel(), "PageSubtitle")
+        self.search = named(QLineEdit(), "SearchBox")
+        self.search.setPlaceholderText("Search models, creators, quants, branches…")
+        self.search.setClearButtonEnabled(True)
+        self._search_icon = QAction(self)
+        self.search.addAction(self._search_icon, QLineEdit.ActionPosition.LeadingPosition)
+        self.format_box = self._combo(FORMATS)
+        self.bits_box = self._combo(BITS)
+        self.size_box = self._combo(SIZE_LIMITS)
+        self.fits_box = QCheckBox("Fits my machine")
+
+        self.table = named(QTableView(), "CatalogTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(34)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(Column.MODEL, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        for column, width in COLUMN_WIDTHS.items():
+            header.resizeSection(column, width)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.badges = BadgeDelegate(context.theme.theme, self.table)
+        for column in (Column.FORMAT, Column.FIT):
+            self.table.setItemDelegateForColumn(column, self.badges)
+
+        self.details = named(QTextBrowser(), "DetailPane")
+        self.details.setOpenExternalLinks(False)
+        self.download_button = named(QPushButton("Download"), "Primary")
+        self.chat_button = QPushButton("Chat with it")
+        self.alternative_button = QPushButton("Show the GGUF to run instead")
+        self.empty_label = named(
+            QLabel("No variant matches these filters. Clear the search or widen the filters."), "Muted"
+        )
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.hide()
+
+        self._layout(title)
+        self._connect()
+        self._selected: tuple[Model, Variant] | None = None
+        self._apply_theme(context.theme.theme)
+        self._update_subtitle()
+        self.probe = HardwareProbe(self)
+        self.probe.detected.connect(self.set_hardware)
+        self.probe.start()
+        if self.proxy.rowCount():
+            self.table.selectRow(0)
+        else:
+            self._show_details()
+
+    # -- construction -------------------------------------------------------
+    @staticmethod
+    def _combo(options: tuple[tuple[str, object], ...]) -> QComboBox:
+        box = QComboBox()
+        for label, value in options:
+            box.addItem(label, value)
+        return box
+
+    def _layout(self, title: QLabel) -> None:
+        filters = QHBoxLayout()
+        filters.setSpacing(SPACE_S)
+        filters.addWidget(self.search, 1)
+        for widget in (self.format_box, self.bits_box, self.size_box, self.fits_box):
+            filters.addWidget(widget)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.empty_label)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(SPACE_S)
+        right_layout.addWidget(self.details, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.alternative_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.chat_button)
+        buttons.addWidget(self.download_button)
+        right_layout.addLayout(buttons)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([800, 340])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(SPACE_XL, SPACE_L, SPACE_XL, SPACE_L)
+        layout.setSpacing(SPACE_M)
+        heading = QVBoxLayout()
+        heading.setSpacing(2)
+        heading.addWidget(title)
+        heading.addWidget(self.subtitle)
+        layout.addLayout(heading)
+        layout.addLayout(filters)
+        layout.addWidget(splitter, 1)
+
+    def _connect(self) -> None:
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.format_box.currentIndexChanged.connect(lambda _: self.proxy.set_format(self.format_box.currentData()))
+        self.bits_box.currentIndexChanged.connect(lambda _: self.proxy.set_bits(self.bits_box.currentData()))
+        self.size_box.currentIndexChanged.connect(self._size_changed)
+        self.fits_box.toggled.connect(self.proxy.set_fits_only)
+        proxy = self.proxy
+        for signal in (proxy.rowsInserted, proxy.rowsRemoved, proxy.modelReset, proxy.layoutChanged):
+            signal.connect(self._after_filter)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.download_button.clicked.connect(self._download)
+        self.chat_button.clicked.connect(self._chat)
+        self.alternative_button.clicked.connect(self._show_alternative)
+        self.context.theme.changed.connect(self._apply_theme)
+        self.context.events.installed_changed.connect(self._installed_changed)
+
+    # -- reactions ----------------------------------------------------------
+    def set_hardware(self, hardware: Hardware) -> None:
+        self.source.set_hardware(hardware)
+        self._update_subtitle()
+        self._show_details()
+
+    def _size_changed(self, _index: int) -> None:
+        limit = self.size_box.currentData()
+        self.proxy.set_max_size(None if limit is None else int(limit * GB))
+
+    def _after_filter(self, *_args: object) -> None:
+        empty = self.proxy.rowCount() == 0
+        self.empty_label.setVisible(empty)
+        self._update_subtitle()
+        if not self.table.selectionModel().hasSelection() and not empty:
+            self.table.selectRow(0)
+        elif empty:
+            self._selected = None
+            self._show_details()
+
+    def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = selected.indexes()
+        if indexes:
+            index: QModelIndex = indexes[0]
+            self._selected = (index.data(Role.MODEL), index.data(Role.VARIANT))
+        self._show_details()
+
+    def _installed_changed(self) -> None:
+        self.source.refresh_install_states()
+        self._show_details()
+
+    def _apply_theme(self, theme: Theme) -> None:
+        self.badges.theme = theme
+        self._search_icon.setIcon(icon("search", theme.text_muted))
+        self.table.viewport().update()
+        self._show_details()
+
+    # -- the detail pane and its buttons ------------------------------------
+    def selected(self) -> tuple[Model, Variant] | None:
+        return self._selected
+
+    def _show_details(self) -> None:
+        theme = self.context.theme.theme
+        if self._selected is None:
+            self.details.setHtml(f"<p style='color:{theme.text_muted}'>Pick a variant to see what it is "
+                                 "and what it needs.</p>")
+            for button in (self.download_button, self.chat_button, self.alternative_button):
+                button.setEnabled(False)
+            self.alternative_button.hide()
+            return
+        model, variant = self._selected
+        row = self.source.row_info(variant.id)
+        fit, state = row.fit, row.state
+        alternative = None
+        if variant.alternative:
+            alternative = self.context.catalog.variant(variant.alternative)[1]
+        scroll = self.details.verticalScrollBar().value()
+        self.details.setHtml(variant_details_html(model, variant, fit, state, theme, alternative))
+        self.details.verticalScrollBar().setValue(scroll)
+        installed = state is InstallState.INSTALLED
+        self.download_button.setEnabled(not installed)
+        self.download_button.setText("Installed" if installed else "Download")
+        self.chat_button.setVisible(variant.runnable)
+        self.chat_button.setEnabled(installed and variant.runnable)
+        self.alternative_button.setVisible(alternative is not None)
+        self.alternative_button.setEnabled(alternative is not None)
+
+    def _download(self) -> None:
+        if self._selected:
+            variant = self._selected[1]
+            self.context.events.download_requested.emit(variant.id)
+            self.context.events.status_message.emit(f"Queued {variant.label} of {self._selected[0].name}")
+
+    def _chat(self) -> None:
+        if self._selected:
+            files = variant_files(self.context.dirs.models, self._selected[1])
+            self.context.events.chat_requested.emit(str(files[0]))
+            self.context.events.navigate.emit("chat")
+
+    def _show_alternative(self) -> None:
+        if self._selected and self._selected[1].alternative:
+            self.select_variant(self._selected[1].alternative)
+
+    def select_variant(self, variant_id: str) -> bool:
+        """Select a variant by id, clearing filters that would hide it."""
+        row = self.source.row_of(variant_id)
+        if row < 0:
+            return False
+        proxy_index = self.proxy.mapFromSource(self.source.index(row, 0))
+        if not proxy_index.isValid():
+            self.search.clear()
+            self.format_box.setCurrentIndex(0)
+            self.bits_box.setCurrentIndex(0)
+            self.size_box.setCurrentIndex(0)
+            self.fits_box.setChecked(False)
+            proxy_index = self.proxy.mapFromSource(self.source.index(row, 0))
+        self.table.selectRow(proxy_index.row())
+        self.table.scrollTo(proxy_index)
+        return True
+
+    def _update_subtitle(self) -> None:
+        total = self.source.rowCount()
+        shown = self.proxy.rowCount()
+        models = len(self.context.catalog.models)
+        counts = f"{total} variants of {models} models" if shown == total else f"{shown} of {total} variants"
+        hw = self.source.hardware
+        machine = f"This machine: {hw.summary()}" if hw else "Checking this machine's memory…"
+        self.subtitle.setText(f"{counts} · {machine}")
