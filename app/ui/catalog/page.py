@@ -161,7 +161,7 @@ class CatalogPage(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(1, 1)
         splitter.setSizes([800, 340])
 
         layout = QVBoxLayout(self)
