@@ -1,0 +1,185 @@
+"""Which prompt template a model uses: the catalogue's, the GGUF file's own, or a labelled fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from app.catalog.installed import variant_files
+from app.catalog.model import Catalog, Model, Variant
+from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
+from app.engine.templates import Message, PromptTemplate, TemplateError
+from app.errors import HearthError
+from app.paths import app_dirs
+
+FALLBACK_TEMPLATE_ID = "chatml"
+TemplateSource = Literal["catalogue", "gguf", "fallback", "chosen"]
+
+# End-of-turn markers worth stopping on when a GGUF's own template uses them.
+_KNOWN_END_MARKERS = (
+    "<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>",
+    "<|end_of_text|>", "<|END_OF_TURN_TOKEN|>",
+)
+
+
+class ModelNotFoundError(HearthError):
+    """MODEL is neither a catalogue id nor an existing ``.gguf`` file."""
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """How to turn a conversation into this model's prompt, and where that rule came from."""
+
+    template: PromptTemplate
+    system_message: str | None
+    stop: tuple[str, ...]
+    label: str
+    source: TemplateSource
+    model_name: str
+    bos_token: str = "<s>"
+    eos_token: str = "</s>"
+    model: Model | None = None
+    path: Path | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as ``template, system_message, stop, label``."""
+        return iter((self.template, self.system_message, self.stop, self.label))
+
+    def render(self, messages: Iterable[Message], *, add_generation_prompt: bool = True) -> str:
+        """The exact prompt string; a template that fails raises TemplateError naming the model."""
+        return self.template.render(
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            model_name=self.model_name,
+        )
+
+
+def match_catalogue(path: Path, catalog: Catalog, models_dir: Path | None = None) -> tuple[Model, Variant] | None:
+    """The catalogue variant a local file belongs to: by its place in the models folder,
+    else by its exact file name (a file imported from elsewhere keeps TheBloke's name)."""
+    models_dir = models_dir or app_dirs().models
+    resolved = path.resolve()
+    by_name = None
+    for model, variant in catalog.variants():
+        if not variant.runnable:
+            continue
+        for candidate in variant_files(models_dir, variant):
+            if candidate.resolve() == resolved:
+                return model, variant
+        if by_name is None and path.name in (*variant.files, variant.join_to):
+            by_name = (model, variant)
+    return by_name
+
+
+def _stop_for_gguf_template(source: str, eos_token: str | None) -> tuple[str, ...]:
+    stops = [marker for marker in _KNOWN_END_MARKERS if marker in source]
+    if eos_token and eos_token not in stops:
+        stops.append(eos_token)
+    return tuple(stops)
+
+
+def _gguf_template(meta: GGUFMetadata, model_name: str) -> PromptTemplate:
+    assert meta.chat_template is not None
+    template = PromptTemplate(
+        id="gguf",
+        name=f"the chat template inside {meta.path.name}",
+        jinja=meta.chat_template,
+        stop=_stop_for_gguf_template(meta.chat_template, meta.eos_token),
+        origin="gguf",
+        source=str(meta.path),
+    )
+    try:
+        template.compile()
+    except TemplateError as exc:
+        raise TemplateError(
+            f"{model_name}: {exc}. Choose another prompt format for this model in its settings."
+        ) from None
+    return template
+
+
+def _model_name(meta: GGUFMetadata | None, path: Path) -> str:
+    if meta and meta.name:
+        return f"{meta.name} ({path.name})"
+    return path.name
+
+
+def resolve_chat_format(
+    model: str | Path,
+    catalog: Catalog,
+    *,
+    models_dir: Path | None = None,
+    template_override: str | None = None,
+    meta: GGUFMetadata | None = None,
+) -> ChatFormat:
+    """Resolve MODEL (a catalogue id or a ``.gguf`` path) to its chat format.
+
+    The rule: a catalogue model uses the catalogue's template (TheBloke's GGUFs carry
+    none); otherwise the file's own ``tokenizer.chat_template`` (sandboxed: it is
+    untrusted); otherwise ChatML, labelled as a fallback. ``template_override`` (a
+    catalogue template id the user picked) beats all three.
+    """
+    text = str(model)
+    catalogue_model: Model | None = None
+    path: Path | None = None
+    if not text.endswith(".gguf") and not Path(text).exists():
+        try:
+            catalogue_model = catalog.model(text)
+        except KeyError:
+            known = ", ".join(m.id for m in catalog.models)
+            raise ModelNotFoundError(
+                f"{text!r} is neither a .gguf file nor a catalogue model (known: {known})"
+            ) from None
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path} does not exist (expected a .gguf model file)")
+        meta = meta or read_gguf_metadata(path)
+        matched = match_catalogue(path, catalog, models_dir)
+        catalogue_model = matched[0] if matched else None
+
+    bos = (meta.bos_token if meta else None) or "<s>"
+    eos = (meta.eos_token if meta else None) or "</s>"
+    if catalogue_model is not None:
+        name = catalogue_model.name
+    else:
+        assert path is not None
+        name = _model_name(meta, path)
+    system = catalogue_model.system_message if catalogue_model else None
+
+    def made(template: PromptTemplate, system: str | None, stop: tuple[str, ...], label: str,
+             source: TemplateSource) -> ChatFormat:
+        return ChatFormat(template, system, stop, label, source, model_name=name, bos_token=bos,
+                          eos_token=eos, model=catalogue_model, path=path)
+
+    if template_override:
+        if template_override not in catalog.templates:
+            known = ", ".join(sorted(catalog.templates))
+            raise HearthError(f"no prompt format {template_override!r} (known: {known})")
+        chosen = catalog.templates[template_override]
+        return made(chosen, system, _stops(chosen.stop, catalogue_model, eos),
+                    f"{chosen.name} (chosen by you)", "chosen")
+    if catalogue_model is not None:
+        template = catalogue_model.template
+        return made(template, system, catalogue_model.stop_strings,
+                    f"{template.name} (from the catalogue)", "catalogue")
+    if meta is not None and meta.chat_template:
+        template = _gguf_template(meta, name)
+        return made(template, None, template.stop, "the model file's own chat template", "gguf")
+    fallback = catalog.templates[FALLBACK_TEMPLATE_ID]
+    return made(
+        fallback, None, _stops(fallback.stop, None, eos),
+        f"{fallback.name} (a guess: the file has no chat template; change it in the model settings)",
+        "fallback",
+    )
+
+
+def _stops(template_stops: tuple[str, ...], model: Model | None, eos: str) -> tuple[str, ...]:
+    stops = list(template_stops) + list(model.stop if model else ())
+    if eos not in stops:
+        stops.append(eos)
+    return tuple(dict.fromkeys(stops))
+
