@@ -1,0 +1,131 @@
+"""The chat page's line to the inference engine (app.ui.engine's adapter), started on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+
+if TYPE_CHECKING:
+    from app.ui.engine.engine_adapter import EngineAdapter
+
+
+def describe_load(info: ModelInfo) -> str:
+    """The loaded state in a line: where the layers run (the offload plan) and the context."""
+    if info.n_gpu_layers <= 0:
+        plan = "CPU only" if info.gpu_offload_supported else "CPU only (no GPU in this build)"
+    elif info.n_gpu_layers >= info.n_layer:
+        plan = f"all {info.n_layer} layers on the GPU"
+    else:
+        plan = f"{info.n_gpu_layers} of {info.n_layer} layers on the GPU, the rest on the CPU"
+    return f"Ready  ·  {plan}  ·  {info.n_ctx:,}-token context"
+
+
+class EngineLink(QObject):
+    """The page's view of the engine: which request is running, and what happened to it.
+
+    The worker process starts on the first load, not when the page is built.
+
+    Signals:
+        loaded(object): ModelInfo of the model now loaded.
+        load_failed(str): why the model could not be loaded.
+        unloaded(): the model was freed (or lost in a crash).
+        tokens(int, str): request id and new text (already coalesced to the frame rate).
+        done(int, object): request id and its GenerationStats.
+        failed(int, str): request id (-1 when none) and what went wrong.
+    """
+
+    loaded = Signal(object)
+    load_failed = Signal(str)
+    unloaded = Signal()
+    tokens = Signal(int, str)
+    done = Signal(int, object)
+    failed = Signal(int, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._adapter: EngineAdapter | None = None
+        self._loading = False
+        self._request: int | None = None
+        self.info: ModelInfo | None = None
+
+    def _ensure(self) -> EngineAdapter:
+        if self._adapter is None:
+            from app.ui.engine.engine_adapter import EngineAdapter
+
+            adapter = EngineAdapter(self)
+            adapter.loaded.connect(self._on_loaded)
+            adapter.failed.connect(self._on_failed)
+            adapter.crashed.connect(self._on_crashed)
+            adapter.unloaded.connect(self._on_unloaded)
+            adapter.tokens.connect(self._on_tokens)
+            adapter.finished.connect(self._on_finished)
+            self._adapter = adapter
+        return self._adapter
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def load(self, path: str, n_ctx: int = 4096) -> None:
+        self._loading = True
+        self.info = None
+        self._ensure().load(LoadSettings(path=path, n_ctx=n_ctx))
+
+    def unload(self) -> None:
+        if self._adapter is not None:
+            self.info = None
+            self._adapter.unload()
+
+    def generate(self, prompt: str, stop: Sequence[str], sampling: SamplingSettings,
+                 chat_id: str) -> int:
+        self._request = self._ensure().generate(prompt, stop, sampling, chat_id)
+        return self._request
+
+    def stop(self, request_id: int) -> None:
+        if self._adapter is not None and request_id == self._request:
+            self._adapter.stop()
+
+    def shutdown(self) -> None:
+        if self._adapter is not None:
+            self._adapter.shutdown()
+            self._adapter = None
+
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self._loading = False
+        self.info = info
+        self.loaded.emit(info)
+
+    def _on_failed(self, message: str) -> None:
+        if self._loading:
+            self._loading = False
+            self.load_failed.emit(message)
+            return
+        request, self._request = self._request, None
+        self.failed.emit(request if request is not None else -1, message)
+
+    def _on_crashed(self, message: str) -> None:
+        self.info = None
+        if self._loading:
+            self._loading = False
+            self.load_failed.emit(message)
+        else:
+            request, self._request = self._request, None
+            self.failed.emit(request if request is not None else -1, message)
+        self.unloaded.emit()
+
+    def _on_unloaded(self) -> None:
+        self.info = None
+        self.unloaded.emit()
+
+    def _on_tokens(self, text: str) -> None:
+        if self._request is not None and text:
+            self.tokens.emit(self._request, text)
+
+    def _on_finished(self, stats: object) -> None:
+        request, self._request = self._request, None
+        if request is not None:
+            self.done.emit(request, stats)

@@ -1,0 +1,273 @@
+"""Paints one message: a bubble (you) or a card (the model) with Markdown, code blocks, actions."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QPen,
+    QTextDocument,
+)
+from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from app.chats.records import StoredMessage
+from app.ui.chat.markdown import build_document, code_blocks, code_frames
+from app.ui.chat.messages import MessageRole
+from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, SPACE_XS, Theme
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+COLUMN_MAX = 820  # the conversation column never grows wider than this (readable lines)
+USER_SHARE = 0.78  # a user bubble takes at most this share of the column
+PAD = SPACE_M  # inside a bubble
+RADIUS = 14
+CACHE_SIZE = 600
+
+
+def stats_line(message: StoredMessage, live: bool) -> str:
+    """The quiet line under a reply: tokens, speed, model, or what happened to it."""
+    if message.role != "assistant":
+        return ""
+    if live:
+        return "Generating…"
+    parts = []
+    if message.tokens:
+        parts.append(f"{message.tokens} tokens")
+    if message.tokens_per_s:
+        parts.append(f"{message.tokens_per_s:.1f} tok/s")
+    if message.model:
+        parts.append(message.model)
+    if message.status == "stopped":
+        parts.insert(0, "Stopped")
+    elif message.status == "error":
+        parts.insert(0, "Failed")
+    elif message.status == "streaming":
+        parts.insert(0, "Interrupted")
+    return "  ·  ".join(parts)
+
+
+@dataclass
+class RowLayout:
+    """Where everything of one row is, in view coordinates."""
+
+    bubble: QRectF
+    text_origin: QPointF
+    document: QTextDocument
+    footer: QRectF
+    actions: list[tuple[str, QRectF]] = field(default_factory=list)
+    copy_buttons: list[tuple[int, QRectF]] = field(default_factory=list)
+    code_rects: list[QRectF] = field(default_factory=list)
+
+
+class MessageDelegate(QStyledItemDelegate):
+    """Lays out and paints messages; documents are cached by (message, text, width, theme).
+
+    Signals:
+        action_requested(str, int): "copy", "edit" or "regenerate" clicked on a row.
+        code_copied(str): a code block's copy button was clicked; the code is in the clipboard.
+        link_activated(str): a link in a message was clicked.
+    """
+
+    action_requested = Signal(str, int)
+    code_copied = Signal(str)
+    link_activated = Signal(str)
+
+    def __init__(self, view: QAbstractItemView, theme: Theme) -> None:
+        super().__init__(view)
+        self.view = view
+        self.theme = theme
+        self._documents: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self._documents.clear()
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _column(self) -> tuple[float, float]:
+        width = self.view.viewport().width()
+        column = min(COLUMN_MAX, max(200, width - 2 * SPACE_XL))
+        return (width - column) / 2, column
+
+    def _font(self) -> QFont:
+        font = QFont(self.view.font())
+        font.setPointSizeF(font.pointSizeF() * 1.05)
+        return font
+
+    def _small_font(self) -> QFont:
+        font = QFont(self.view.font())
+        font.setPointSizeF(font.pointSizeF() * 0.88)
+        return font
+
+    def document(self, message: StoredMessage, width: float) -> QTextDocument:
+        text = message.content if message.content else ("…" if message.role == "assistant" else " ")
+        key = (message.id, text, round(width), self.theme.name)
+        document = self._documents.get(key)
+        if document is None:
+            document = build_document(text, self.theme, self._font(), width,
+                                      markdown=message.role != "user")
+            self._documents[key] = document
+            if len(self._documents) > CACHE_SIZE:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(key)
+        return document
+
+    def layout(self, rect: QRect, index: AnyIndex) -> RowLayout | None:
+        message: StoredMessage | None = index.data(MessageRole.MESSAGE)
+        if message is None:
+            return None
+        left, column = self._column()
+        user = message.role == "user"
+        inner_max = (column * USER_SHARE if user else column) - 2 * PAD
+        document = self.document(message, inner_max)
+        if user:
+            ideal = min(inner_max, document.idealWidth() + 1)
+            if ideal < inner_max:
+                document = self.document(message, ideal)
+            inner_width = ideal
+        else:
+            inner_width = inner_max
+        height = document.size().height()
+        bubble_width = inner_width + 2 * PAD
+        bubble_left = left + column - bubble_width if user else left
+        bubble = QRectF(bubble_left, rect.top() + SPACE_S, bubble_width, height + 2 * PAD)
+        footer_height = QFontMetrics(self._small_font()).height() + SPACE_XS
+        footer = QRectF(left, bubble.bottom() + SPACE_XS, column, footer_height)
+        result = RowLayout(bubble, QPointF(bubble.left() + PAD, bubble.top() + PAD), document, footer)
+        metrics = QFontMetrics(self._small_font())
+        names = ["copy", "edit"] if user else ["copy"]
+        if index.data(MessageRole.LAST_REPLY) and not index.data(MessageRole.LIVE):
+            names.append("regenerate")
+        labels = {"copy": "Copy", "edit": "Edit", "regenerate": "Regenerate"}
+        x = bubble.right() if user else footer.right()
+        for name in reversed(names):
+            w = metrics.horizontalAdvance(labels[name]) + SPACE_M
+            x -= w
+            result.actions.insert(0, (name, QRectF(x, footer.top(), w, footer_height)))
+        layout = document.documentLayout()
+        button_w = metrics.horizontalAdvance("Copy") + SPACE_L
+        for block_index, frame in code_frames(document):
+            frame_rect = layout.frameBoundingRect(frame).translated(result.text_origin)
+            result.code_rects.append(frame_rect)
+            button = QRectF(frame_rect.right() - button_w - SPACE_XS, frame_rect.top() + SPACE_XS,
+                            button_w, metrics.height() + SPACE_XS)
+            result.copy_buttons.append((block_index, button))
+        return result
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
+        layout = self.layout(QRect(0, 0, self.view.viewport().width(), 0), index)
+        if layout is None:
+            return QSize(0, 0)
+        return QSize(self.view.viewport().width() - 1, int(layout.footer.bottom()) + SPACE_S)
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        rect: QRect = option.rect
+        layout = self.layout(rect, index)
+        message: StoredMessage | None = index.data(MessageRole.MESSAGE)
+        if layout is None or message is None:
+            return
+        theme = self.theme
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        live = bool(index.data(MessageRole.LIVE))
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        if message.role == "user":
+            painter.setBrush(QColor(theme.accent_soft))
+        else:
+            painter.setBrush(QColor(theme.surface))
+            painter.setPen(QPen(QColor(theme.border), 1))
+        painter.drawRoundedRect(layout.bubble.adjusted(0.5, 0.5, -0.5, -0.5), RADIUS, RADIUS)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(theme.code_bg))
+        for code_rect in layout.code_rects:
+            painter.drawRoundedRect(code_rect, 8, 8)
+        painter.translate(layout.text_origin)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        palette = QPalette(context.palette)
+        palette.setColor(QPalette.ColorRole.Text, QColor(theme.text))
+        palette.setColor(QPalette.ColorRole.Link, QColor(theme.accent))
+        context.palette = palette
+        layout.document.documentLayout().draw(painter, context)
+        painter.translate(-layout.text_origin)
+        small = self._small_font()
+        painter.setFont(small)
+        for _, button in layout.copy_buttons:
+            painter.setPen(QPen(QColor(theme.text_muted)))
+            painter.setBrush(QColor(theme.surface if not theme.dark else theme.surface_alt))
+            painter.drawRoundedRect(button, 6, 6)
+            painter.drawText(button, Qt.AlignmentFlag.AlignCenter, "Copy")
+        stats = stats_line(message, live)
+        if stats:
+            colour = theme.bad if message.status == "error" else theme.text_muted
+            painter.setPen(QPen(QColor(colour)))
+            painter.drawText(layout.footer.adjusted(SPACE_XS, 0, 0, 0),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, stats)
+        if hovered and not live:
+            labels = {"copy": "Copy", "edit": "Edit", "regenerate": "Regenerate"}
+            painter.setPen(QPen(QColor(theme.accent)))
+            for name, action_rect in layout.actions:
+                painter.drawText(action_rect, Qt.AlignmentFlag.AlignCenter, labels[name])
+        painter.restore()
+
+    # -- clicks -----------------------------------------------------------------------------
+
+    def target_at(self, rect: QRect, index: AnyIndex, x: float, y: float) -> tuple[str, object] | None:
+        """What a click at (x, y) would do: ("copy_code", n), ("action", name), ("link", href)."""
+        layout = self.layout(rect, index)
+        if layout is None:
+            return None
+        point = QPointF(x, y)
+        for block_index, button in layout.copy_buttons:
+            if button.contains(point):
+                return ("copy_code", block_index)
+        for name, action_rect in layout.actions:
+            if action_rect.contains(point):
+                return ("action", name)
+        if layout.bubble.contains(point):
+            anchor = layout.document.documentLayout().anchorAt(point - layout.text_origin)
+            if anchor:
+                return ("link", anchor)
+        return None
+
+    def editorEvent(self, event: QEvent, model: object, option: QStyleOptionViewItem, index: AnyIndex) -> bool:
+        if event.type() != QEvent.Type.MouseButtonRelease or not isinstance(event, QMouseEvent):
+            return False
+        if event.button() != Qt.MouseButton.LeftButton:
+            return False
+        position = event.position()
+        target = self.target_at(option.rect, index, position.x(), position.y())
+        if target is None:
+            return False
+        kind, value = target
+        if kind == "copy_code":
+            message: StoredMessage = index.data(MessageRole.MESSAGE)
+            blocks = code_blocks(message.content)
+            if isinstance(value, int) and value < len(blocks):
+                self.code_copied.emit(blocks[value])
+        elif kind == "action":
+            self.action_requested.emit(str(value), index.row())
+        elif kind == "link":
+            self.link_activated.emit(str(value))
+        return True

@@ -1,0 +1,198 @@
+"""The bar above the conversation: which model, whether it is loaded, its offload plan, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
+
+from app.catalog import Catalog
+from app.catalog.installed import InstallState, install_state
+from app.catalog.starter import starter_path, starter_variant
+from app.engine.chat_format import match_catalogue
+from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A model file the user can chat with, and the name to show for it."""
+
+    path: Path
+    name: str
+    detail: str = ""
+
+
+def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]:
+    """The starter model first (when installed), then every other complete GGUF, by name."""
+    found: list[InstalledModel] = []
+    seen: set[Path] = set()
+    starter = catalog.starter()
+    if starter is not None:
+        variant = starter_variant(starter)
+        path = starter_path(models_dir, variant)
+        if install_state(models_dir, variant) is InstallState.INSTALLED:
+            found.append(InstalledModel(path, starter.name, f"{variant.quant or 'GGUF'} · starter"))
+            seen.add(path.resolve())
+    others = []
+    if models_dir.is_dir():
+        for path in models_dir.rglob("*.gguf"):
+            if path.resolve() in seen or not path.is_file():
+                continue
+            matched = match_catalogue(path, catalog, models_dir)
+            if matched is not None:
+                model, variant = matched
+                others.append(InstalledModel(path, model.name, variant.quant or variant.label))
+            else:
+                others.append(InstalledModel(path, path.stem, "local file"))
+    found.extend(sorted(others, key=lambda m: (m.name.lower(), m.detail)))
+    return found
+
+
+class ModelBar(QFrame):
+    """Model picker, load/unload with progress, the load state and plan, and the settings toggle.
+
+    Signals:
+        model_chosen(str): path of the model picked in the list.
+        load_requested(str): path to load.
+        unload_requested(): free the loaded model.
+        settings_toggled(bool): show or hide the chat settings panel.
+    """
+
+    model_chosen = Signal(str)
+    load_requested = Signal(str)
+    unload_requested = Signal()
+    settings_toggled = Signal(bool)
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ModelBar")
+        self._models: list[InstalledModel] = []
+        self._loaded: str | None = None
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(SPACE_M, SPACE_S, SPACE_M, SPACE_S)
+        layout.setSpacing(SPACE_S)
+        self.picker = QComboBox()
+        self.picker.setObjectName("ModelPicker")
+        self.picker.setMinimumWidth(240)
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.picker.currentIndexChanged.connect(self._picked)
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(self._load_clicked)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("LoadProgress")
+        self.progress.setRange(0, 0)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedSize(QSize(90, 6))
+        self.progress.hide()
+        self.state = QLabel("No model loaded")
+        self.state.setObjectName("ModelState")
+        self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.settings_button = QToolButton()
+        self.settings_button.setObjectName("SettingsToggle")
+        self.settings_button.setCheckable(True)
+        self.settings_button.setToolTip("Chat settings: system message, sampling, the prompt sent")
+        self.settings_button.setText("Settings")
+        self.settings_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.settings_button.toggled.connect(self.settings_toggled)
+        layout.addWidget(self.picker)
+        layout.addWidget(self.load_button)
+        layout.addWidget(self.progress)
+        layout.addSpacing(SPACE_XS)
+        layout.addWidget(self.state, 1)
+        layout.addWidget(self.settings_button)
+        self.set_theme(theme)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.settings_button.setIcon(icon("settings", theme.text_muted))
+
+    def set_models(self, models: list[InstalledModel], current: str | None = None) -> None:
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        self._models = list(models)
+        for model in models:
+            label = f"{model.name}  ·  {model.detail}" if model.detail else model.name
+            self.picker.addItem(label, str(model.path))
+            self.picker.setItemData(self.picker.count() - 1, str(model.path),
+                                    Qt.ItemDataRole.ToolTipRole)
+        if not models:
+            self.picker.addItem("No models installed", "")
+        self.picker.setEnabled(bool(models))
+        self.picker.blockSignals(False)
+        if current is not None:
+            self.select(current)
+        self._update_button()
+
+    def models(self) -> list[InstalledModel]:
+        return list(self._models)
+
+    def current_path(self) -> str | None:
+        value = self.picker.currentData()
+        return str(value) if value else None
+
+    def current_name(self) -> str | None:
+        path = self.current_path()
+        return next((m.name for m in self._models if str(m.path) == path), None)
+
+    def select(self, path: str) -> bool:
+        index = self.picker.findData(path)
+        if index < 0:
+            return False
+        self.picker.blockSignals(True)
+        self.picker.setCurrentIndex(index)
+        self.picker.blockSignals(False)
+        self._update_button()
+        return True
+
+    def show_loading(self, name: str) -> None:
+        self.progress.show()
+        self.load_button.setEnabled(False)
+        self.state.setText(f"Loading {name}…")
+
+    def show_loaded(self, path: str, description: str) -> None:
+        self._loaded = path
+        self.progress.hide()
+        self.state.setText(description)
+        self._update_button()
+
+    def show_unloaded(self, message: str = "No model loaded") -> None:
+        self._loaded = None
+        self.progress.hide()
+        self.state.setText(message)
+        self._update_button()
+
+    @property
+    def loaded_path(self) -> str | None:
+        return self._loaded
+
+    def _update_button(self) -> None:
+        current = self.current_path()
+        loaded_here = current is not None and current == self._loaded
+        self.load_button.setText("Unload" if loaded_here else "Load")
+        self.load_button.setEnabled(current is not None and not self.progress.isVisible())
+
+    def _picked(self, _index: int) -> None:
+        self._update_button()
+        path = self.current_path()
+        if path:
+            self.model_chosen.emit(path)
+
+    def _load_clicked(self) -> None:
+        path = self.current_path()
+        if path is None:
+            return
+        if path == self._loaded:
+            self.unload_requested.emit()
+        else:
+            self.load_requested.emit(path)

@@ -1,0 +1,553 @@
+"""The Chat page: conversations on the left, the model bar, the conversation and the composer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chats.records import Chat, StoredMessage
+from app.chats.reply import ReplyWriter
+from app.chats.store import ChatStore, ChatStoreError
+from app.engine.chat_format import ChatFormat, resolve_chat_format
+from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
+from app.engine.templates import Message
+from app.errors import HearthError
+from app.ui.chat.composer import Composer
+from app.ui.chat.conversation_view import ConversationView
+from app.ui.chat.engine_link import EngineLink, describe_load
+from app.ui.chat.messages import MessageListModel
+from app.ui.chat.model_bar import ModelBar, installed_models
+from app.ui.chat.settings_panel import ChatSettingsPanel, sampling_from
+from app.ui.chat.sidebar import Sidebar
+from app.ui.chat.welcome import WelcomeState
+from app.ui.context import AppContext
+from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme
+
+FRAME_MS = 16  # streaming text reaches the screen at most once per frame
+STOP_GRACE_MS = 3000
+
+
+class ChatPage(QWidget):
+    """Owns the chat store, the engine link and the conversation in progress."""
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.setObjectName("ChatPage")
+        self.context = context
+        self.store = ChatStore(context.dirs.chats_db)
+        self.engine = EngineLink(self)
+        self.chat: Chat | None = None
+        self.request_id: int | None = None
+        self.writer: ReplyWriter | None = None
+        self.last_prompt = ""
+        self._pending = ""
+        self._edit_position: int | None = None
+        self._send_after_load: str | None = None
+        self._formats: dict[str, ChatFormat] = {}
+        self._started = 0.0
+        self._stopping = False
+        theme = context.theme.theme
+
+        self.sidebar = Sidebar(self.store, theme)
+        self.model_bar = ModelBar(theme)
+        self.messages = MessageListModel(self)
+        self.view = ConversationView(theme)
+        self.view.setModel(self.messages)
+        self.welcome = WelcomeState()
+        self.center = QStackedWidget()
+        self.center.addWidget(self.welcome)
+        self.center.addWidget(self.view)
+        self.composer = Composer()
+        self.settings = ChatSettingsPanel()
+        self.settings.hide()
+        self.banner = QLabel()
+        self.banner.setObjectName("Banner")
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+
+        conversation = QWidget()
+        conversation.setObjectName("Conversation")
+        column = QVBoxLayout(conversation)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.model_bar)
+        column.addWidget(self.banner)
+        column.addWidget(self.center, 1)
+        composer_row = QHBoxLayout()
+        composer_row.setContentsMargins(SPACE_XL, SPACE_M, SPACE_XL, SPACE_L)
+        composer_row.addStretch(1)
+        composer_row.addWidget(self.composer, 40)
+        composer_row.addStretch(1)
+        self.composer.setMaximumWidth(840)
+        column.addLayout(composer_row)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(conversation, 1)
+        layout.addWidget(self.settings)
+
+        self.frame_timer = QTimer(self, interval=FRAME_MS)
+        self.frame_timer.timeout.connect(self._show_pending)
+        self._wire()
+        self.refresh_models()
+        self.new_chat()
+        latest = self.store.list_chats(limit=1)
+        if latest:
+            self.open_chat(latest[0].id)
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        events = self.context.events
+        self.sidebar.chat_selected.connect(self.open_chat)
+        self.sidebar.new_chat_requested.connect(self.new_chat)
+        self.sidebar.delete_requested.connect(self._confirm_delete)
+        self.sidebar.model.renamed.connect(lambda *_: None)
+        self.model_bar.load_requested.connect(self.load_model)
+        self.model_bar.unload_requested.connect(self.engine.unload)
+        self.model_bar.model_chosen.connect(self._model_chosen)
+        self.model_bar.settings_toggled.connect(self._toggle_settings)
+        self.settings.closed.connect(lambda: self.model_bar.settings_button.setChecked(False))
+        self.settings.system_message_changed.connect(self._system_changed)
+        self.settings.sampling_changed.connect(self._sampling_changed)
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.welcome.navigate.connect(events.navigate)
+        self.welcome.prompt_chosen.connect(self.send)
+        delegate = self.view.message_delegate
+        delegate.action_requested.connect(self._row_action)
+        delegate.code_copied.connect(self._copy_code)
+        delegate.link_activated.connect(lambda href: QDesktopServices.openUrl(QUrl(href)))
+        self.engine.loaded.connect(self._loaded)
+        self.engine.load_failed.connect(self._load_failed)
+        self.engine.unloaded.connect(self._unloaded)
+        self.engine.tokens.connect(self._tokens)
+        self.engine.done.connect(self._done)
+        self.engine.failed.connect(self._failed)
+        events.chat_requested.connect(self.chat_with)
+        events.installed_changed.connect(self.refresh_models)
+        self.context.theme.changed.connect(self._retheme)
+        scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence("Ctrl+N"), self, self.new_chat, context=scope)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape, context=scope)
+
+    def _retheme(self, theme: Theme) -> None:
+        self.view.message_delegate.set_theme(theme)
+        self.sidebar.set_theme(theme)
+        self.model_bar.set_theme(theme)
+        self.view.doItemsLayout()
+
+    # -- models -----------------------------------------------------------------------------
+
+    def refresh_models(self) -> None:
+        models = installed_models(self.context.catalog, self.context.dirs.models)
+        current = self.model_bar.current_path()
+        self.model_bar.set_models(models, current)
+        starter = self.context.catalog.starter()
+        self.welcome.set_models([m.name for m in models], starter.name if starter else None)
+
+    def chat_format(self, path: str) -> ChatFormat | None:
+        if path not in self._formats:
+            try:
+                self._formats[path] = resolve_chat_format(
+                    Path(path), self.context.catalog, models_dir=self.context.dirs.models
+                )
+            except HearthError as exc:
+                self.show_error(str(exc))
+                return None
+        return self._formats[path]
+
+    def load_model(self, path: str) -> None:
+        self._end_generation()
+        self.model_bar.select(path)
+        self.model_bar.show_loading(self.model_bar.current_name() or Path(path).name)
+        self.engine.load(path)
+
+    def _model_chosen(self, path: str) -> None:
+        if self.chat is not None:
+            self._save_chat_model(path)
+        self._show_settings_for_chat()
+
+    def _save_chat_model(self, path: str) -> None:
+        if self.chat is None:
+            return
+        settings = dict(self.chat.settings)
+        settings["model_path"] = path
+        name = self.model_bar.current_name() or Path(path).name
+        self.chat = self.store.update_chat(self.chat.id, model=name, settings=settings)
+
+    def _loaded(self, info: ModelInfo) -> None:
+        self.model_bar.show_loaded(info.path, describe_load(info))
+        self.hide_error()
+        text, self._send_after_load = self._send_after_load, None
+        if text is not None:
+            self.send(text)
+
+    def _load_failed(self, message: str) -> None:
+        self._send_after_load = None
+        self.model_bar.show_unloaded("Not loaded")
+        self.show_error(message)
+
+    def _unloaded(self) -> None:
+        self.model_bar.show_unloaded()
+
+    def chat_with(self, path: str) -> None:
+        """Another page asked to chat with this model file: a new chat, model loaded."""
+        self.context.events.navigate.emit("chat")
+        self.refresh_models()
+        self.new_chat()
+        if self.model_bar.select(path):
+            self.load_model(path)
+        else:
+            self.show_error(f"{path} is not an installed model Hearth can run")
+
+    # -- chats ------------------------------------------------------------------------------
+
+    def _end_generation(self) -> None:
+        """Leaving the chat mid-reply: stop it and save it as stopped right away."""
+        request = self.request_id
+        if request is not None:
+            self.engine.stop(request)
+            self._finish("stopped", None)
+
+    def new_chat(self) -> None:
+        """A fresh, unsaved chat: it is stored when its first message is sent."""
+        self._end_generation()
+        self.chat = None
+        self._cancel_edit()
+        self.messages.set_messages([])
+        self.center.setCurrentWidget(self.welcome)
+        self.sidebar.select(None)
+        self._show_settings_for_chat()
+        self.composer.edit.setFocus()
+
+    def open_chat(self, chat_id: int) -> None:
+        self._end_generation()
+        try:
+            self.chat = self.store.chat(chat_id)
+        except ChatStoreError as exc:
+            self.show_error(str(exc))
+            return
+        self._cancel_edit()
+        self.messages.set_messages(self.store.messages(chat_id))
+        self.center.setCurrentWidget(self.view if self.messages.rowCount() else self.welcome)
+        self.view.scroll_to_end()
+        self.sidebar.select(chat_id)
+        path = self.chat.settings.get("model_path")
+        if isinstance(path, str) and self.model_bar.select(path):
+            pass
+        self._show_settings_for_chat()
+
+    def delete_chat(self, chat_id: int) -> None:
+        self.store.delete_chat(chat_id)
+        if self.chat is not None and self.chat.id == chat_id:
+            self.new_chat()
+        self.sidebar.refresh(self.chat.id if self.chat else None)
+
+    def _confirm_delete(self, chat_id: int) -> None:
+        title = self.store.chat(chat_id).display_title
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Delete chat")
+        box.setText(f"Delete “{title}” and all its messages? This cannot be undone.")
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is delete:
+            self.delete_chat(chat_id)
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _toggle_settings(self, visible: bool) -> None:
+        self.settings.setVisible(visible)
+        if visible:
+            self._show_settings_for_chat()
+
+    def _model_defaults(self) -> tuple[str | None, dict[str, float | int]]:
+        path = self.model_bar.current_path()
+        chat_format = self.chat_format(path) if path else None
+        if chat_format is None:
+            return None, {}
+        sampling = dict(chat_format.model.sampling) if chat_format.model else {}
+        return chat_format.system_message, sampling
+
+    def _show_settings_for_chat(self) -> None:
+        default_system, defaults = self._model_defaults()
+        settings = self.chat.settings if self.chat else {}
+        system = self.chat.system_message if self.chat else None
+        self.settings.show_chat(system, default_system, sampling_from(settings, defaults))
+        self.settings.show_prompt(self.last_prompt or self._preview_prompt())
+
+    def _system_changed(self, value: str | None) -> None:
+        if self.chat is not None:
+            self.chat = self.store.update_chat(self.chat.id, system_message=value)
+        else:
+            self._draft_system = value
+        self.settings.show_prompt(self._preview_prompt())
+
+    _draft_system: str | None = None
+
+    def _sampling_changed(self, sampling: SamplingSettings) -> None:
+        if self.chat is None:
+            return
+        settings = dict(self.chat.settings)
+        settings["sampling"] = {
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+            "min_p": sampling.min_p, "repeat_penalty": sampling.repeat_penalty,
+            "max_tokens": sampling.max_tokens,
+        }
+        self.chat = self.store.update_chat(self.chat.id, settings=settings)
+
+    def system_message(self) -> str | None:
+        """The chat's own system message, else the model's default."""
+        if self.chat is not None and self.chat.system_message is not None:
+            return self.chat.system_message or None
+        if self.chat is None and self._draft_system is not None:
+            return self._draft_system or None
+        return self._model_defaults()[0]
+
+    def build_prompt(self, history: list[StoredMessage]) -> tuple[str, ChatFormat] | None:
+        path = self.engine.info.path if self.engine.info else self.model_bar.current_path()
+        chat_format = self.chat_format(path) if path else None
+        if chat_format is None:
+            return None
+        system = self.system_message()
+        turns = [Message("system", system)] if system else []
+        turns += [Message(m.role, m.content) for m in history if m.role in ("user", "assistant")]
+        return chat_format.render(turns), chat_format
+
+    def _preview_prompt(self) -> str:
+        try:
+            built = self.build_prompt([m for m in self.messages.messages() if m.status != "error"])
+        except HearthError as exc:
+            return f"(the prompt cannot be built: {exc})"
+        return built[0] if built else "(pick a model to see its prompt)"
+
+    # -- the conversation -------------------------------------------------------------------
+
+    @property
+    def generating(self) -> bool:
+        return self.request_id is not None
+
+    def send(self, text: str) -> None:
+        """Save the user's message, then ask the model for a reply."""
+        if self.generating or not text.strip():
+            return
+        path = self.model_bar.current_path()
+        if path is None:
+            self.show_error("No model is installed yet: install the starter model with "
+                            "`hearth starter`, or download one from the Catalogue.")
+            return
+        if self.engine.info is None or self.engine.info.path != path:
+            self._send_after_load = text
+            if not self.engine.loading:
+                self.load_model(path)
+            return
+        if self.chat is None:
+            name = self.model_bar.current_name() or Path(path).name
+            self.chat = self.store.create_chat(
+                model=name, system_message=self._draft_system, settings={"model_path": path}
+            )
+            self._draft_system = None
+        if self._edit_position is not None:
+            self.store.truncate(self.chat.id, self._edit_position)
+            self.messages.remove_from(self._edit_position)
+            self._cancel_edit()
+        message = self.store.add_message(self.chat.id, "user", text)
+        self.messages.append(message)
+        self.center.setCurrentWidget(self.view)
+        self.view.scroll_to_end()
+        self._start_reply()
+        self.chat = self.store.chat(self.chat.id)
+        self.sidebar.refresh(self.chat.id)
+
+    def _start_reply(self) -> None:
+        assert self.chat is not None
+        history = [m for m in self.messages.messages() if m.status != "error"]
+        try:
+            built = self.build_prompt(history)
+        except HearthError as exc:
+            self.show_error(str(exc))
+            return
+        if built is None or self.engine.info is None:
+            return
+        prompt, chat_format = built
+        sampling = sampling_from(self.chat.settings, self._model_defaults()[1])
+        reply = self.store.add_message(
+            self.chat.id, "assistant", "", status="streaming", model=self.model_bar.current_name()
+        )
+        self.writer = ReplyWriter(self.store, reply.id)
+        self.messages.append(reply)
+        self.messages.live_id = reply.id
+        self.last_prompt = prompt
+        self.settings.show_prompt(prompt)
+        self._pending = ""
+        self._started = time.monotonic()
+        self.request_id = self.engine.generate(prompt, chat_format.stop, sampling, str(self.chat.id))
+        self.composer.set_generating(True)
+        self.frame_timer.start()
+        self.hide_error()
+
+    def _tokens(self, request_id: int, text: str) -> None:
+        if request_id == self.request_id:
+            self._pending += text
+
+    def _show_pending(self) -> None:
+        """Once a frame: move the text that arrived to the store writer and the view."""
+        writer = self.writer
+        if writer is None:
+            return
+        if self._pending:
+            writer.append(self._pending)
+            self._pending = ""
+            self.messages.update_message(writer.message_id, content=writer.text)
+            row = self.messages.row_of(writer.message_id)
+            if row is not None:
+                self.view.row_grew(row)
+        writer.flush_if_due()
+
+    def _finish(self, status: str, stats: GenerationStats | None) -> None:
+        writer = self.writer
+        self.frame_timer.stop()
+        if writer is not None:
+            if self._pending:
+                writer.append(self._pending)
+                self._pending = ""
+            tokens = stats.generated_tokens if stats else writer.pieces
+            rate = round(stats.decode_tps, 1) if stats and stats.decode_tps else None
+            if rate is None and tokens and stats is None:
+                elapsed = time.monotonic() - self._started
+                rate = round(tokens / elapsed, 1) if elapsed > 0 else None
+            writer.finish(status, tokens=tokens, tokens_per_s=rate)
+            self.messages.live_id = None
+            self.messages.update_message(writer.message_id, content=writer.text, status=status,
+                                         tokens=tokens, tokens_per_s=rate)
+            row = self.messages.row_of(writer.message_id)
+            if row is not None:
+                self.view.row_grew(row)
+        self.writer = None
+        self.request_id = None
+        self._stopping = False
+        self.composer.set_generating(False)
+        if self.chat is not None:
+            self.chat = self.store.chat(self.chat.id)
+            self.sidebar.refresh(self.chat.id)
+
+    def _done(self, request_id: int, stats: GenerationStats) -> None:
+        if request_id != self.request_id:
+            return
+        stopped = self._stopping or stats.stop_reason == "stopped"
+        self._finish("stopped" if stopped else "complete", stats)
+
+    def _failed(self, request_id: int, message: str) -> None:
+        if self.request_id is not None and request_id in (self.request_id, -1):
+            self._finish("error", None)
+        self.show_error(message)
+
+    def stop(self) -> None:
+        """Stop the reply: the worker stops at once and reports Done, which finishes it.
+
+        If no answer comes (a hung worker), the reply is closed as stopped anyway.
+        """
+        request = self.request_id
+        if request is None or self._stopping:
+            return
+        self._stopping = True
+        self.composer.button.setEnabled(False)
+        self.engine.stop(request)
+        QTimer.singleShot(STOP_GRACE_MS, lambda: self._stop_overdue(request))
+
+    def _stop_overdue(self, request: int) -> None:
+        if self.request_id == request:
+            self._finish("stopped", None)
+
+    def escape(self) -> None:
+        if self.generating:
+            self.stop()
+        elif self._edit_position is not None:
+            self._cancel_edit()
+            self.composer.set_text("")
+
+    def regenerate(self) -> None:
+        """Replace the last reply with a new one."""
+        if self.generating or self.chat is None:
+            return
+        messages = self.messages.messages()
+        if not messages or messages[-1].role != "assistant":
+            return
+        position = messages[-1].position
+        self.store.truncate(self.chat.id, position)
+        self.messages.remove_from(position)
+        if self.engine.info is None:
+            self.show_error("Load a model to regenerate the reply.")
+            return
+        self._start_reply()
+
+    def edit_message(self, row: int) -> None:
+        """Put a user message back in the composer; sending replaces it and what followed."""
+        index = self.messages.index(row)
+        message: StoredMessage | None = index.data(Qt.ItemDataRole.UserRole + 1)
+        if message is None or message.role != "user" or self.generating:
+            return
+        self._edit_position = message.position
+        self.composer.set_text(message.content)
+        self.composer.show_editing(True)
+        self.composer.edit.setFocus()
+
+    def _cancel_edit(self) -> None:
+        self._edit_position = None
+        self.composer.show_editing(False)
+
+    def _row_action(self, action: str, row: int) -> None:
+        message: StoredMessage | None = self.messages.index(row).data(Qt.ItemDataRole.UserRole + 1)
+        if message is None:
+            return
+        if action == "copy":
+            QGuiApplication.clipboard().setText(message.content)
+            self.context.events.status_message.emit("Message copied")
+        elif action == "edit":
+            self.edit_message(row)
+        elif action == "regenerate":
+            self.regenerate()
+
+    def _copy_code(self, code: str) -> None:
+        QGuiApplication.clipboard().setText(code)
+        self.context.events.status_message.emit("Code copied")
+
+    # -- errors and shutdown ----------------------------------------------------------------
+
+    def show_error(self, message: str) -> None:
+        self.banner.setText(message)
+        self.banner.show()
+        self.context.events.status_message.emit(message)
+
+    def hide_error(self) -> None:
+        self.banner.hide()
+
+    def shutdown(self) -> None:
+        """Window closing: end the reply (saved as stopped) and the engine process."""
+        self._end_generation()
+        self.engine.shutdown()
+        self.store.close()
+
+    def state(self) -> dict[str, Any]:
+        """A summary for tests and debugging."""
+        return {
+            "chat": self.chat.id if self.chat else None,
+            "rows": self.messages.rowCount(),
+            "generating": self.generating,
+            "model": self.engine.info.path if self.engine.info else None,
+        }

@@ -1,0 +1,183 @@
+"""The conversation list beside the chat: search, new chat, rename in place, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chats.store import ChatStore
+from app.ui.chat.chat_list import ChatListDelegate, ChatListModel, ChatListRole
+from app.ui.theme import SPACE_M, SPACE_S, Theme, icon
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class EditableChatListModel(ChatListModel):
+    """The chat list, with titles editable in place (F2 or double-click renames)."""
+
+    renamed = Signal(int, str)
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        flags = super().flags(index)
+        return flags | Qt.ItemFlag.ItemIsEditable if index.isValid() else flags
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.EditRole and index.isValid():
+            chat = self.chat_at(index.row())
+            return chat.title if chat else None
+        return super().data(index, role)
+
+    def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        chat = self.chat_at(index.row()) if index.isValid() else None
+        if chat is None or role != Qt.ItemDataRole.EditRole or not str(value).strip():
+            return False
+        self._store.rename_chat(chat.id, str(value))
+        self.refresh_row(index.row())
+        self.renamed.emit(chat.id, str(value).strip())
+        return True
+
+    def refresh_row(self, row: int) -> None:
+        chat = self.chat_at(row)
+        if chat is None:
+            return
+        self._chats[row] = self._store.chat(chat.id)
+        self.dataChanged.emit(self.index(row), self.index(row))
+
+
+class ChatListView(QListView):
+    """The list itself; Delete asks to delete the current chat.
+
+    Signals:
+        delete_requested(int): chat id.
+    """
+
+    delete_requested = Signal(int)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Delete and self.currentIndex().isValid():
+            self.delete_requested.emit(int(self.currentIndex().data(ChatListRole.CHAT_ID)))
+            return
+        super().keyPressEvent(event)
+
+
+class Sidebar(QFrame):
+    """Search box, New chat button, and the chats, newest first.
+
+    Signals:
+        chat_selected(int): the user opened a chat.
+        new_chat_requested(): New chat was clicked.
+        delete_requested(int): the user asked to delete a chat (the page confirms).
+    """
+
+    chat_selected = Signal(int)
+    new_chat_requested = Signal()
+    delete_requested = Signal(int)
+
+    def __init__(self, store: ChatStore, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChatSidebar")
+        self.setFixedWidth(260)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_S, SPACE_M)
+        layout.setSpacing(SPACE_S)
+        self.new_button = QPushButton("New chat")
+        self.new_button.setObjectName("NewChat")
+        self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
+        self.new_button.clicked.connect(self.new_chat_requested)
+        self.search = QLineEdit()
+        self.search.setObjectName("SearchBox")
+        self.search.setPlaceholderText("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(icon("search", theme.text_muted), QLineEdit.ActionPosition.LeadingPosition)
+        self.model = EditableChatListModel(store, self)
+        self.list = ChatListView()
+        self.list.setObjectName("ChatList")
+        self.list.setModel(self.model)
+        self.list.setItemDelegate(ChatListDelegate(theme, self.list))
+        self.list.setFrameShape(QFrame.Shape.NoFrame)
+        self.list.setMouseTracking(True)
+        self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.list.setEditTriggers(
+            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
+        )
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.clicked.connect(self._clicked)
+        self.list.delete_requested.connect(self.delete_requested)
+        self.empty = QLabel("No chats yet")
+        self.empty.setObjectName("Muted")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.empty)
+        layout.addStretch(0)
+        self._search_timer = QTimer(self, singleShot=True, interval=200)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        self.model.modelReset.connect(self._update_empty)
+        self._update_empty()
+
+    def set_theme(self, theme: Theme) -> None:
+        delegate = self.list.itemDelegate()
+        if isinstance(delegate, ChatListDelegate):
+            delegate.theme = theme
+        self.list.viewport().update()
+
+    def refresh(self, current: int | None) -> None:
+        """Re-read the chats and keep ``current`` selected."""
+        self.model.refresh()
+        self.select(current)
+
+    def select(self, chat_id: int | None) -> None:
+        row = self.model.row_of(chat_id) if chat_id is not None else None
+        if row is None:
+            self.list.clearSelection()
+            self.list.setCurrentIndex(QModelIndex())
+            return
+        index = self.model.index(row)
+        self.list.setCurrentIndex(index)
+        self.list.scrollTo(index)
+
+    def rename(self, chat_id: int) -> None:
+        row = self.model.row_of(chat_id)
+        if row is not None:
+            self.list.edit(self.model.index(row))
+
+    def _apply_search(self) -> None:
+        current = self.list.currentIndex().data(ChatListRole.CHAT_ID)
+        self.model.set_query(self.search.text())
+        self.select(current)
+
+    def _update_empty(self) -> None:
+        searching = bool(self.model.query)
+        self.empty.setText("No chats match" if searching else "No chats yet")
+        self.empty.setVisible(self.model.rowCount() == 0)
+
+    def _clicked(self, index: QModelIndex) -> None:
+        chat_id = index.data(ChatListRole.CHAT_ID)
+        if chat_id is not None:
+            self.chat_selected.emit(int(chat_id))
+
+    def _menu(self, point: QPoint) -> None:
+        index = self.list.indexAt(point)
+        if not index.isValid():
+            return
+        chat_id = int(index.data(ChatListRole.CHAT_ID))
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.list.edit(index))
+        menu.addAction("Delete…", lambda: self.delete_requested.emit(chat_id))
+        menu.popup(self.list.viewport().mapToGlobal(point))
