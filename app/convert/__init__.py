@@ -1,0 +1,9 @@
+"""GPTQ-to-GGUF conversion: turn a downloaded GPTQ branch into a GGUF file llama.cpp can load."""
+
+from __future__ import annotations
+
+from app.convert.converter import OUTPUT_TYPES, ConvertProgress, convert_branch, default_output
+from app.convert.errors import ConversionCancelled, ConvertError
+
+__all__ = ["OUTPUT_TYPES", "ConversionCancelled", "ConvertError", "ConvertProgress", "convert_branch",
+           "default_output"]

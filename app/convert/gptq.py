@@ -1,0 +1,180 @@
+"""GPTQ quantisation settings and numpy dequantisation of packed ``qweight``/``qzeros`` tensors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.convert.errors import ConvertError
+
+SUPPORTED_BITS = (2, 3, 4, 8)
+
+
+@dataclass(frozen=True)
+class GptqSettings:
+    """How a branch was quantised.
+
+    ``zero_offset`` is 1 for the original ``gptq`` (v1) checkpoint format, which stores each zero
+    point minus one, and 0 for ``gptq_v2``, which stores it as is.
+    """
+
+    bits: int
+    group_size: int
+    desc_act: bool
+    sym: bool
+    checkpoint_format: str
+
+    @property
+    def zero_offset(self) -> int:
+        return 0 if self.checkpoint_format == "gptq_v2" else 1
+
+    @property
+    def label(self) -> str:
+        group = "no groups" if self.group_size <= 0 else f"group {self.group_size}"
+        order = ", act order" if self.desc_act else ""
+        return f"{self.bits}-bit GPTQ, {group}{order}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConvertError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConvertError(f"{path.name} is not valid JSON ({exc}); download the branch again") from None
+    if not isinstance(data, dict):
+        raise ConvertError(f"{path.name} does not hold a JSON object; download the branch again")
+    return data
+
+
+def read_settings(folder: Path, config: dict[str, Any]) -> GptqSettings:
+    """The GPTQ settings from ``config.json``'s ``quantization_config`` or ``quantize_config.json``."""
+    raw = config.get("quantization_config")
+    quantize_config = folder / "quantize_config.json"
+    if not isinstance(raw, dict) and quantize_config.is_file():
+        raw = _read_json(quantize_config)
+        raw.setdefault("quant_method", "gptq")
+    if not isinstance(raw, dict):
+        raise ConvertError(f"{folder} is not a GPTQ branch: config.json has no quantization_config and there "
+                           "is no quantize_config.json (an unquantised model needs no conversion here)")
+    method = str(raw.get("quant_method", "gptq")).lower()
+    if method != "gptq":
+        raise ConvertError(f"{folder} is quantised with {method!r}, not GPTQ; Hearth converts GPTQ branches only")
+    try:
+        bits = int(raw["bits"])
+        group_size = int(raw.get("group_size", -1))
+    except (KeyError, TypeError, ValueError):
+        raise ConvertError(f"the GPTQ settings in {folder} have no valid 'bits'; download the branch again") from None
+    if bits not in SUPPORTED_BITS:
+        raise ConvertError(f"{bits}-bit GPTQ is not supported (Hearth converts {', '.join(map(str, SUPPORTED_BITS))}"
+                           "-bit branches)")
+    fmt = str(raw.get("checkpoint_format") or raw.get("format") or "gptq").lower()
+    if fmt not in ("gptq", "gptq_v2"):
+        raise ConvertError(f"GPTQ checkpoint format {fmt!r} is not supported (only 'gptq' and 'gptq_v2')")
+    return GptqSettings(bits=bits, group_size=group_size, desc_act=bool(raw.get("desc_act", False)),
+                        sym=bool(raw.get("sym", True)), checkpoint_format=fmt)
+
+
+def unpack_values(words: np.ndarray, bits: int, axis: int) -> np.ndarray:
+    """Unpack ``bits``-wide unsigned values packed little-endian into int32 words along ``axis``.
+
+    Every ``bits`` consecutive words hold 32 values; value ``j`` of a block occupies bits
+    ``[j*bits, (j+1)*bits)`` of the block read as one little-endian integer. For 2/4/8 bits no value
+    crosses a word; for 3 bits (32 values in 3 words) values 10 and 21 straddle two words.
+    Returns uint8 values with ``axis`` grown by ``32 / bits``.
+    """
+    moved = np.moveaxis(words.view(np.uint32), axis, -1)
+    n_words = moved.shape[-1]
+    if n_words % bits:
+        raise ValueError(f"{n_words} packed words are not whole blocks of {bits} words")
+    blocks = moved.reshape(*moved.shape[:-1], n_words // bits, bits)
+    mask = np.uint32((1 << bits) - 1)
+    out = np.empty((*blocks.shape[:-1], 32), dtype=np.uint8)
+    for j in range(32):
+        word, shift = divmod(j * bits, 32)
+        value = blocks[..., word] >> np.uint32(shift)
+        if shift + bits > 32:
+            value = value | (blocks[..., word + 1] << np.uint32(32 - shift))
+        out[..., j] = (value & mask).astype(np.uint8)
+    return np.moveaxis(out.reshape(*moved.shape[:-1], n_words // bits * 32), -1, axis)
+
+
+@dataclass(frozen=True)
+class QuantisedLinear:
+    """The packed tensors of one GPTQ linear layer, checked against each other.
+
+    ``qweight`` is int32 ``[in*bits/32, out]``, ``qzeros`` int32 ``[groups, out*bits/32]``, ``scales``
+    float16 ``[groups, out]`` and ``g_idx`` int32 ``[in]`` (input channel -> group).
+    """
+
+    name: str
+    qweight: np.ndarray
+    qzeros: np.ndarray
+    scales: np.ndarray
+    g_idx: np.ndarray
+    settings: GptqSettings
+
+    @property
+    def in_features(self) -> int:
+        return self.qweight.shape[0] * 32 // self.settings.bits
+
+    @property
+    def out_features(self) -> int:
+        return int(self.qweight.shape[1])
+
+    @classmethod
+    def build(cls, name: str, qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray,
+              g_idx: np.ndarray | None, settings: GptqSettings) -> QuantisedLinear:
+        """Check the shapes agree (naming the first that does not) and fill in a missing ``g_idx``."""
+        bits = settings.bits
+        if qweight.ndim != 2 or qzeros.ndim != 2 or scales.ndim != 2:
+            raise ConvertError(f"{name}: qweight, qzeros and scales must be 2-D; the checkpoint is damaged")
+        in_features, out_features = qweight.shape[0] * 32 // bits, qweight.shape[1]
+        if qweight.shape[0] % bits:
+            raise ConvertError(f"{name}.qweight has {qweight.shape[0]} rows, not a multiple of {bits} as "
+                               f"{bits}-bit packing needs; the checkpoint does not match its GPTQ settings")
+        if g_idx is None:
+            size = settings.group_size if settings.group_size > 0 else in_features
+            g_idx = np.arange(in_features, dtype=np.int32) // size
+        groups = scales.shape[0]
+        expected = {
+            "scales": ((groups, out_features), scales.shape),
+            "qzeros": ((groups, out_features * bits // 32), qzeros.shape),
+            "g_idx": ((in_features,), g_idx.shape),
+        }
+        for tensor, (want, got) in expected.items():
+            if tuple(want) != tuple(got):
+                raise ConvertError(f"{name}.{tensor} has shape {list(got)} but qweight {list(qweight.shape)} "
+                                   f"at {bits} bits needs {list(want)}; the checkpoint does not match its GPTQ "
+                                   "settings (wrong bits?) or is damaged")
+        if settings.group_size > 0 and not settings.desc_act and groups != -(-in_features // settings.group_size):
+            raise ConvertError(f"{name} has {groups} groups but {in_features} inputs in groups of "
+                               f"{settings.group_size} make {-(-in_features // settings.group_size)}; "
+                               "the checkpoint does not match its GPTQ settings")
+        if g_idx.size and (int(g_idx.min()) < 0 or int(g_idx.max()) >= groups):
+            raise ConvertError(f"{name}.g_idx points outside its {groups} groups; the checkpoint is damaged")
+        return cls(name, qweight, qzeros, scales, g_idx.astype(np.int64), settings)
+
+    def zeros(self) -> np.ndarray:
+        """Zero points ``[groups, out]`` as float32, with the v1 offset applied."""
+        unpacked = unpack_values(self.qzeros, self.settings.bits, axis=1).astype(np.float32)
+        return unpacked + np.float32(self.settings.zero_offset)
+
+    def dequantise_rows(self, rows: np.ndarray, zeros: np.ndarray | None = None) -> np.ndarray:
+        """Float32 weight rows ``[len(rows), in]`` (GGUF's ``[out, in]`` layout) for output channels ``rows``.
+
+        W = scales[g_idx] * (q - zeros[g_idx]). A float16 scale times an integer below 2**9 is exact
+        in float32, so this equals the real-valued dequantisation bit for bit.
+        """
+        zeros = self.zeros() if zeros is None else zeros
+        q = unpack_values(self.qweight[:, rows], self.settings.bits, axis=0)  # [in, k]
+        z = zeros[:, rows][self.g_idx]
+        s = self.scales[:, rows].astype(np.float32)[self.g_idx]
+        return np.ascontiguousarray(((q.astype(np.float32) - z) * s).T)
+
+    def dequantise(self) -> np.ndarray:
+        return self.dequantise_rows(np.arange(self.out_features))
