@@ -1,0 +1,128 @@
+"""Checksums computed while writing, whose state can be saved to disk and restored after a restart.
+
+The Hub gives LFS files a sha256 and other files a git blob id (sha1 of ``blob <size>\\0`` + bytes).
+hashlib cannot save a running sha256, so :class:`Sha256` uses OpenSSL's ``SHA256_CTX`` through ctypes
+when libcrypto is there (the state is 112 plain bytes); elsewhere it falls back to hashlib and a
+resumed file is hashed again from disk once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+_CTX_SIZE = 112  # sizeof(SHA256_CTX): 8+2+16+2 unsigned ints
+_BUFFER = 256
+
+
+class RunningHash(Protocol):
+    def update(self, data: bytes | memoryview) -> None: ...
+    def hexdigest(self) -> str: ...
+    def state(self) -> bytes | None: ...
+
+
+@lru_cache(maxsize=1)
+def _libcrypto() -> ctypes.CDLL | None:
+    """libcrypto with the SHA256 functions, if it saves and restores state correctly here."""
+    for name in (ctypes.util.find_library("crypto"), "libcrypto.so.3", "libcrypto.so"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            for fn in ("SHA256_Init", "SHA256_Update", "SHA256_Final"):
+                getattr(lib, fn).restype = ctypes.c_int
+            lib.SHA256_Update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+            lib.SHA256_Init.argtypes = [ctypes.c_void_p]
+            lib.SHA256_Final.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        except (OSError, AttributeError):
+            continue
+        if _self_test(lib):
+            return lib
+    return None
+
+
+def _self_test(lib: ctypes.CDLL) -> bool:
+    data = bytes(range(256)) * 5
+    ctx = ctypes.create_string_buffer(_BUFFER)
+    lib.SHA256_Init(ctx)
+    lib.SHA256_Update(ctx, data[:700], 700)
+    restored = ctypes.create_string_buffer(ctx.raw[:_CTX_SIZE], _BUFFER)
+    lib.SHA256_Update(restored, data[700:], len(data) - 700)
+    out = ctypes.create_string_buffer(32)
+    lib.SHA256_Final(out, restored)
+    return out.raw.hex() == hashlib.sha256(data).hexdigest()
+
+
+class _OpenSslSha256:
+    def __init__(self, state: bytes | None = None) -> None:
+        lib = _libcrypto()
+        assert lib is not None
+        self._lib = lib
+        self._ctx = ctypes.create_string_buffer(_BUFFER)
+        if state is None:
+            lib.SHA256_Init(self._ctx)
+        else:
+            ctypes.memmove(self._ctx, state, _CTX_SIZE)
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if view.nbytes:
+            buf = (ctypes.c_char * view.nbytes).from_buffer_copy(view) if view.readonly else \
+                (ctypes.c_char * view.nbytes).from_buffer(view)
+            self._lib.SHA256_Update(self._ctx, buf, view.nbytes)
+
+    def hexdigest(self) -> str:
+        ctx = ctypes.create_string_buffer(self._ctx.raw, _BUFFER)
+        out = ctypes.create_string_buffer(32)
+        self._lib.SHA256_Final(out, ctx)
+        return out.raw.hex()
+
+    def state(self) -> bytes | None:
+        return self._ctx.raw[:_CTX_SIZE]
+
+
+class _HashlibHash:
+    """A hashlib hash (sha256, or sha1 primed with the git blob header); its state cannot be saved."""
+
+    def __init__(self, name: str, prefix: bytes = b"") -> None:
+        self._h = hashlib.new(name)
+        self._h.update(prefix)
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+    def state(self) -> bytes | None:
+        return None
+
+
+def resumable_sha256_available() -> bool:
+    return _libcrypto() is not None
+
+
+def new_hash(*, sha256: bool, size: int, state: bytes | None = None) -> RunningHash:
+    """A running hash for a file: sha256 (LFS) or git blob sha1, from a saved state when given."""
+    if not sha256:
+        return _HashlibHash("sha1", f"blob {size}\0".encode())
+    if _libcrypto() is not None:
+        return _OpenSslSha256(state if state is not None and len(state) == _CTX_SIZE else None)
+    return _HashlibHash("sha256")
+
+
+def feed_from_disk(digest: RunningHash, path: Path, start: int, end: int, chunk: int = 8 << 20) -> None:
+    """Hash bytes ``start:end`` of a partial file (catching up after a restart)."""
+    with path.open("rb") as f:
+        f.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            block = f.read(min(chunk, remaining))
+            if not block:
+                raise OSError(f"{path} is shorter than expected")
+            digest.update(block)
+            remaining -= len(block)

@@ -1,0 +1,102 @@
+"""A repo's branches and one branch's files (size, sha256), through huggingface_hub's HfApi."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from huggingface_hub.hf_api import RepoFile
+
+from app.hub import session
+from app.hub.errors import EntryNotFound, translate
+
+LISTING_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a branch. LFS files carry the sha256 the Hub computed; others their git blob id."""
+
+    path: str
+    size: int
+    blob_id: str
+    sha256: str | None = None
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.sha256 is not None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class RepoListing:
+    """The files of ``repo`` at ``revision``, pinned to ``commit`` so a moving branch cannot mix files."""
+
+    repo: str
+    revision: str
+    commit: str
+    files: tuple[HubFile, ...]
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def file(self, path: str) -> HubFile:
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise EntryNotFound(f"file {path!r} was not found in {self.repo}:{self.revision}")
+
+    def select(self, includes: Sequence[str] = ()) -> list[HubFile]:
+        """Files matching any glob (on the path or the bare name); all files when none given."""
+        if not includes:
+            return [f for f in self.files if f.name != ".gitattributes"]
+        chosen = [
+            f for f in self.files
+            if any(fnmatch.fnmatchcase(f.path, g) or fnmatch.fnmatchcase(f.name, g) for g in includes)
+        ]
+        if not chosen:
+            raise EntryNotFound(
+                f"no file in {self.repo}:{self.revision} matches {' '.join(includes)}; "
+                f"run `hearth download --list {self.repo}:{self.revision}` to see its files"
+            )
+        return chosen
+
+
+def list_branches(repo: str) -> list[Branch]:
+    """The repo's branches, ``main`` first, then by name."""
+    try:
+        refs = session.api().list_repo_refs(repo)
+    except Exception as exc:
+        raise translate(exc, repo=repo, endpoint=session.endpoint()) from None
+    branches = [Branch(b.name, b.target_commit) for b in refs.branches]
+    return sorted(branches, key=lambda b: (b.name != "main", b.name.lower()))
+
+
+def list_files(repo: str, revision: str = "main") -> RepoListing:
+    """Every file of the branch with its size and checksum."""
+    api = session.api()
+    try:
+        info = api.model_info(repo, revision=revision, timeout=LISTING_TIMEOUT_S)
+        commit = info.sha or revision
+        entries = api.list_repo_tree(repo, revision=commit, recursive=True)
+        files = tuple(
+            HubFile(
+                path=e.path, size=e.size, blob_id=e.blob_id,
+                sha256=e.lfs.sha256 if e.lfs is not None else None,
+            )
+            for e in entries if isinstance(e, RepoFile)
+        )
+    except Exception as exc:
+        raise translate(exc, repo=repo, revision=revision, endpoint=session.endpoint()) from None
+    return RepoListing(repo=repo, revision=revision, commit=commit, files=tuple(sorted(files, key=lambda f: f.path)))
