@@ -1,0 +1,115 @@
+"""``hearth chat``: talk to a model in the terminal; the reply streams to stdout as it is generated."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from app.catalog import load_catalog
+from app.engine.chat_format import resolve_chat_format
+from app.engine.chat_session import ChatSession, plan_load, sampling_for
+from app.engine.client import EngineClient
+from app.engine.gguf_meta import read_gguf_metadata
+from app.engine.llama_runner import EngineError
+from app.engine.model_files import resolve_model_path
+from app.engine.offload import memory_advice
+from app.engine.templates import Message
+from app.errors import HearthError
+
+
+def _gpu_layers(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of layers or 'auto'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("GPU layers cannot be negative")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="chat with a model in the terminal",
+        description="Load MODEL (a .gguf file or an installed catalogue model) in Hearth's engine "
+        "and stream its reply to PROMPT. Without -p, chat interactively (an empty line or "
+        "Ctrl-D ends; Ctrl-C stops a reply).",
+    )
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("-p", "--prompt", help="one message to answer, then exit")
+    parser.add_argument("--system", help="system message (default: the catalogue's for this model)")
+    parser.add_argument("--gpu-layers", type=_gpu_layers, default=None, metavar="N|auto",
+                        help="layers to offload to the GPU (default auto)")
+    parser.add_argument("--ctx", type=int, help="context length (default: the model's, capped by memory)")
+    parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
+    parser.add_argument("--temp", type=float, help="temperature (0 = greedy)")
+    parser.add_argument("--seed", type=int, help="random seed, for repeatable replies")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    parser.add_argument("--template", metavar="ID", help="use this catalogue prompt format")
+    parser.add_argument("--verbose", action="store_true", help="print the load plan and speed on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = load_catalog()
+    path = resolve_model_path(args.model, catalog)
+    meta = read_gguf_metadata(path)
+    chat_format = resolve_chat_format(path, catalog, template_override=args.template, meta=meta)
+    system = args.system if args.system is not None else chat_format.system_message
+    sampling = sampling_for(chat_format.model, temperature=args.temp, seed=args.seed,
+                            max_tokens=args.max_tokens)
+    extra = {"n_threads": args.threads} if args.threads else {}
+    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
+    if args.verbose:
+        print(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
+              f"prompt format {chat_format.label}", file=sys.stderr)
+    with EngineClient() as client:
+        try:
+            client.load_model(settings)
+        except EngineError as exc:
+            if exc.kind == "memory":
+                raise HearthError(f"{exc} ({memory_advice(plan)})") from None
+            raise
+        session = ChatSession(client, chat_format, sampling, chat_id="cli")
+        history = [Message("system", system)] if system else []
+        if args.prompt is not None:
+            _answer(session, [*history, Message("user", args.prompt)], args.verbose)
+            return 0
+        return _interactive(session, history, args.verbose)
+
+
+def _answer(session: ChatSession, history: list[Message], verbose: bool) -> str:
+    parts: list[str] = []
+    try:
+        for text in session.reply(history):
+            parts.append(text)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.write(" [stopped]")
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    stats = session.last_stats
+    if verbose and stats is not None:
+        print(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tok/s, "
+              f"first token {stats.ttft_s * 1000:.0f} ms, {stats.stop_reason}]", file=sys.stderr)
+    return "".join(parts)
+
+
+def _interactive(session: ChatSession, history: list[Message], verbose: bool) -> int:
+    print(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends.",
+          file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if not line.strip():
+            return 0
+        history.append(Message("user", line))
+        reply = _answer(session, history, verbose)
+        history.append(Message("assistant", reply))

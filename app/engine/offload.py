@@ -1,0 +1,215 @@
+"""GPU offload planning: which layers fit in free VRAM with the KV cache, and what stays in RAM."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from app.engine.gguf_meta import GGUFMetadata
+
+GB = 1e9
+DEFAULT_MARGIN = 512 * 2**20
+# Bytes per KV cache element for each cache type (q8_0: 34 bytes per 32; q4_0: 18 per 32).
+KV_BYTES_PER_ELEMENT = {"f32": 4.0, "f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+# ggml_backend_dev_type: CPU, GPU, ACCEL, IGPU.
+_DEVICE_GPU_TYPES = (1, 3)
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    name: str
+    description: str
+    free_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class GpuSupport:
+    """What this llama.cpp build can do on this machine."""
+
+    offload: bool
+    devices: tuple[GpuDevice, ...]
+
+    @property
+    def free_vram(self) -> int:
+        return max((d.free_bytes for d in self.devices), default=0)
+
+    def __str__(self) -> str:
+        if not self.offload:
+            return "CPU only (this llama.cpp build has no GPU support)"
+        if not self.devices:
+            return "CPU only (no GPU found)"
+        return ", ".join(f"{d.description or d.name}: {d.free_bytes / GB:.1f} GB free" for d in self.devices)
+
+
+def _ggml_devices() -> list[GpuDevice] | None:
+    """GPU devices through ggml's backend device API, or None when the library lacks it."""
+    import llama_cpp
+
+    lib = llama_cpp.llama_cpp._lib
+    try:
+        count = lib.ggml_backend_dev_count
+        get = lib.ggml_backend_dev_get
+        name = lib.ggml_backend_dev_name
+        description = lib.ggml_backend_dev_description
+        kind = lib.ggml_backend_dev_type
+        memory = lib.ggml_backend_dev_memory
+    except AttributeError:
+        return None
+    count.restype = ctypes.c_size_t
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    description.restype, description.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    kind.restype, kind.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    memory.restype, memory.argtypes = None, [ctypes.c_void_p, size_p, size_p]
+    devices = []
+    for index in range(count()):
+        device = get(index)
+        if kind(device) not in _DEVICE_GPU_TYPES:
+            continue
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        memory(device, ctypes.byref(free), ctypes.byref(total))
+        devices.append(GpuDevice(
+            name=(name(device) or b"").decode(errors="replace"),
+            description=(description(device) or b"").decode(errors="replace"),
+            free_bytes=free.value, total_bytes=total.value,
+        ))
+    return devices
+
+
+def _nvidia_smi_devices() -> list[GpuDevice]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name,memory.free,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    devices = []
+    for index, line in enumerate(out.strip().splitlines()):
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            devices.append(GpuDevice(f"CUDA{index}", parts[0], int(parts[1]) << 20, int(parts[2]) << 20))
+    return devices
+
+
+def detect_gpu() -> GpuSupport:
+    """Whether llama.cpp can offload here, and each GPU's free memory."""
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        return GpuSupport(False, ())
+    devices = _ggml_devices()
+    if devices is None:
+        devices = _nvidia_smi_devices()
+    return GpuSupport(True, tuple(devices))
+
+
+@dataclass(frozen=True)
+class OffloadPlan:
+    """Where a model's weights and KV cache go: ``n_gpu_layers`` as llama.cpp counts them.
+
+    ``n_gpu_layers`` runs 0..total_layers+1: the last N repeating blocks go to the GPU, and
+    total_layers+1 also moves the output layer.
+    """
+
+    n_gpu_layers: int
+    total_layers: int
+    vram_bytes: int
+    ram_bytes: int
+    ctx: int
+    kv_bytes: int = 0
+    output_on_gpu: bool = False
+
+    @property
+    def all_on_gpu(self) -> bool:
+        return self.n_gpu_layers > self.total_layers
+
+    def __str__(self) -> str:
+        layers = min(self.n_gpu_layers, self.total_layers)
+        return (f"{layers}/{self.total_layers} layers on GPU · {self.vram_bytes / GB:.1f} GB VRAM · "
+                f"{self.ram_bytes / GB:.1f} GB RAM")
+
+
+def kv_cache_bytes_per_layer(meta: GGUFMetadata, ctx: int, kv_type: str = "f16") -> int:
+    """K and V for one layer: ctx × n_head_kv × (head_dim_k + head_dim_v) × bytes per element."""
+    per_element = KV_BYTES_PER_ELEMENT[kv_type]
+    heads = meta.head_count_kv or meta.head_count or 0
+    return int(ctx * heads * (meta.head_dim_k + meta.head_dim_v) * per_element)
+
+
+def _output_bytes(meta: GGUFMetadata) -> int:
+    """The output head; with tied embeddings llama.cpp puts a copy of token_embd there."""
+    names = {t.name: t.n_bytes for t in meta.tensors}
+    _, output = meta.non_layer_bytes()
+    if "output.weight" not in names:
+        output += names.get("token_embd.weight", 0)
+    return output
+
+
+def plan_offload(
+    meta: GGUFMetadata,
+    free_vram: int,
+    ctx: int,
+    kv_type: str = "f16",
+    margin: int = DEFAULT_MARGIN,
+    n_gpu_layers: int | None = None,
+) -> OffloadPlan:
+    """Plan from the file's per-layer tensor bytes; ``n_gpu_layers`` overrides the automatic choice."""
+    layers = meta.layer_bytes()
+    total = len(layers)
+    kv_layer = kv_cache_bytes_per_layer(meta, ctx, kv_type)
+    output = _output_bytes(meta)
+    if n_gpu_layers is None:
+        budget = free_vram - margin
+        chosen = 0
+        used = 0
+        for size in reversed(layers):  # llama.cpp offloads the last layers first
+            if used + size + kv_layer > budget:
+                break
+            used += size + kv_layer
+            chosen += 1
+        if chosen == total and total and used + output <= budget:
+            chosen = total + 1
+    else:
+        chosen = max(0, min(n_gpu_layers, total + 1))
+    on_gpu = layers[total - min(chosen, total):] if chosen else []
+    gpu_layers = min(chosen, total)
+    output_on_gpu = chosen > total
+    vram = sum(on_gpu) + gpu_layers * kv_layer + (output if output_on_gpu else 0)
+    weights_in_ram = meta.tensor_bytes - sum(on_gpu) - (meta.non_layer_bytes()[1] if output_on_gpu else 0)
+    ram = weights_in_ram + (total - gpu_layers) * kv_layer
+    return OffloadPlan(chosen, total, vram, ram, ctx, kv_layer * total, output_on_gpu)
+
+
+def max_context(meta: GGUFMetadata, free_bytes: int, kv_type: str = "f16",
+                margin: int = DEFAULT_MARGIN) -> int:
+    """The longest context (a multiple of 256, at most the trained length) whose KV cache fits."""
+    trained = meta.context_length or 4096
+    per_token = kv_cache_bytes_per_layer(meta, 1, kv_type) * (meta.block_count or 1)
+    if per_token <= 0:
+        return trained
+    fits = (free_bytes - margin) // per_token
+    return int(max(256, min(trained, fits // 256 * 256)))
+
+
+def default_context(meta: GGUFMetadata, available_ram: int, cap: int = 8192, kv_type: str = "f16") -> int:
+    """Context length to load with: the model's own, capped at ``cap`` and by free memory."""
+    room = available_ram - meta.tensor_bytes
+    return min(cap, max_context(meta, room, kv_type))
+
+
+def memory_advice(plan: OffloadPlan) -> str:
+    """What to try after a load failed for memory: fewer GPU layers, or a smaller context."""
+    tips = []
+    if plan.n_gpu_layers > 0:
+        tips.append(f"{max(0, min(plan.n_gpu_layers, plan.total_layers) * 3 // 4)} GPU layers")
+    if plan.ctx > 512:
+        tips.append(f"a {max(512, plan.ctx // 2)}-token context")
+    return "try " + " or ".join(tips) if tips else "close other programs and try again"
