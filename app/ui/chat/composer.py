@@ -25,9 +25,11 @@ class MessageEdit(QPlainTextEdit):
 
     Signals:
         submitted(): Enter without Shift.
+        escaped(): Esc (stop the reply, or cancel an edit).
     """
 
     submitted = Signal()
+    escaped = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -40,6 +42,9 @@ class MessageEdit(QPlainTextEdit):
         self._fit()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.escaped.emit()
+            return
         enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if enter and not (event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
             self.submitted.emit()
@@ -67,12 +72,12 @@ class Composer(QFrame):
     Signals:
         send_requested(str): the text to send (never empty).
         stop_requested(): Stop was clicked while a reply streams.
-        edit_cancelled(): the user gave up editing an earlier message.
+        escaped(): Esc in the message box.
     """
 
     send_requested = Signal(str)
     stop_requested = Signal()
-    edit_cancelled = Signal()
+    escaped = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +95,7 @@ class Composer(QFrame):
         self.edit = MessageEdit()
         self.edit.setPlaceholderText("Message the model…  (Enter sends, Shift+Enter for a new line)")
         self.edit.submitted.connect(self._submit)
+        self.edit.escaped.connect(self.escaped)
         self.button = QPushButton("Send")
         self.button.setObjectName("Primary")
         self.button.setCursor(Qt.CursorShape.PointingHandCursor)

@@ -125,6 +125,7 @@ class ChatPage(QWidget):
         self.settings.sampling_changed.connect(self._sampling_changed)
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
+        self.composer.escaped.connect(self.escape)
         self.welcome.navigate.connect(events.navigate)
         self.welcome.prompt_chosen.connect(self.send)
         delegate = self.view.message_delegate
@@ -227,6 +228,8 @@ class ChatPage(QWidget):
         """A fresh, unsaved chat: it is stored when its first message is sent."""
         self._end_generation()
         self.chat = None
+        self._draft_system = None
+        self._draft_sampling = None
         self._cancel_edit()
         self.messages.set_messages([])
         self.center.setCurrentWidget(self.welcome)
@@ -286,7 +289,7 @@ class ChatPage(QWidget):
 
     def _show_settings_for_chat(self) -> None:
         default_system, defaults = self._model_defaults()
-        settings = self.chat.settings if self.chat else {}
+        settings = self.chat.settings if self.chat else {"sampling": self._draft_sampling or {}}
         system = self.chat.system_message if self.chat else None
         self.settings.show_chat(system, default_system, sampling_from(settings, defaults))
         self.settings.show_prompt(self.last_prompt or self._preview_prompt())
@@ -299,16 +302,19 @@ class ChatPage(QWidget):
         self.settings.show_prompt(self._preview_prompt())
 
     _draft_system: str | None = None
+    _draft_sampling: dict[str, Any] | None = None
 
     def _sampling_changed(self, sampling: SamplingSettings) -> None:
-        if self.chat is None:
-            return
-        settings = dict(self.chat.settings)
-        settings["sampling"] = {
+        values = {
             "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
             "min_p": sampling.min_p, "repeat_penalty": sampling.repeat_penalty,
             "max_tokens": sampling.max_tokens,
         }
+        if self.chat is None:
+            self._draft_sampling = values
+            return
+        settings = dict(self.chat.settings)
+        settings["sampling"] = values
         self.chat = self.store.update_chat(self.chat.id, settings=settings)
 
     def system_message(self) -> str | None:
@@ -358,10 +364,14 @@ class ChatPage(QWidget):
             return
         if self.chat is None:
             name = self.model_bar.current_name() or Path(path).name
+            settings: dict[str, Any] = {"model_path": path}
+            if self._draft_sampling:
+                settings["sampling"] = self._draft_sampling
             self.chat = self.store.create_chat(
-                model=name, system_message=self._draft_system, settings={"model_path": path}
+                model=name, system_message=self._draft_system, settings=settings
             )
             self._draft_system = None
+            self._draft_sampling = None
         if self._edit_position is not None:
             self.store.truncate(self.chat.id, self._edit_position)
             self.messages.remove_from(self._edit_position)

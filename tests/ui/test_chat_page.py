@@ -1,0 +1,274 @@
+"""The Chat page with real Qt widgets offscreen, the real chat store and the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
+
+from app.catalog.starter import starter_path, starter_variant
+from app.chats.store import ChatStore
+from app.ui.chat.chat_list import ChatListModel, when_label
+from app.ui.chat.markdown import build_document, code_blocks, code_frames, split_fences
+from app.ui.chat.messages import PAGE, MessageListModel, MessageRole
+from app.ui.chat.page import ChatPage
+from app.ui.chat.pyside_guard import affected
+from app.ui.context import AppContext
+from app.ui.theme import LIGHT
+
+# The offscreen platform says this whenever a top-level window is shown; it is not our warning.
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+
+CODE_REPLY = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nAnd **bold** text."
+
+
+def make_page(qtbot: QtBot, context: AppContext) -> ChatPage:
+    page = ChatPage(context)
+    qtbot.addWidget(page)
+    page.resize(1100, 760)
+    page.show()
+    return page
+
+
+def install_starter(context: AppContext, smollm2: Path) -> Path:
+    starter = context.catalog.starter()
+    assert starter is not None
+    path = starter_path(context.dirs.models, starter_variant(starter))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(smollm2, path)
+    return path
+
+
+def seed_chats(context: AppContext, count: int = 3, messages: int = 4) -> list[int]:
+    with ChatStore(context.dirs.chats_db) as store:
+        ids = []
+        for n in range(count):
+            rows = [{"role": "user" if i % 2 == 0 else "assistant",
+                     "content": f"chat {n} message {i}" if i != 1 else CODE_REPLY,
+                     "created": 1000.0 + n * 100 + i} for i in range(messages)]
+            ids.append(store.insert_chat(f"Chat number {n}", rows, created=1000.0 + n * 100).id)
+        return ids
+
+
+# -- pure pieces ------------------------------------------------------------------------------
+
+
+def test_fences_split_code_from_prose_and_tolerate_an_unclosed_fence() -> None:
+    segments = split_fences("intro\n```py\nx = 1\n```\nmiddle\n~~~\nraw ``` inside\n~~~\n```js\nopen(")
+    assert [(s.code, s.language, s.text, s.closed) for s in segments] == [
+        (False, "", "intro", True),
+        (True, "py", "x = 1", True),
+        (False, "", "middle", True),
+        (True, "", "raw ``` inside", True),
+        (True, "js", "open(", False),
+    ]
+    assert code_blocks(CODE_REPLY) == ["def add(a, b):\n    return a + b"]
+
+
+def test_documents_mark_code_blocks_and_wrap_to_the_width(qapp: QApplication) -> None:
+    document = build_document(CODE_REPLY, LIGHT, qapp.font(), 400)
+    assert [index for index, _ in code_frames(document)] == [0]
+    assert "def add(a, b):" in document.toPlainText()
+    assert "**" not in document.toPlainText()
+    narrow = build_document("word " * 200, LIGHT, qapp.font(), 200)
+    wide = build_document("word " * 200, LIGHT, qapp.font(), 800)
+    assert narrow.size().height() > 2 * wide.size().height()
+    plain = build_document("**not bold**\nline two", LIGHT, qapp.font(), 400, markdown=False)
+    assert plain.toPlainText() == "**not bold**\nline two"
+
+
+def test_when_label_is_short() -> None:
+    now = time.mktime((2026, 3, 12, 15, 0, 0, 0, 0, -1))
+    assert when_label(now - 60, now) == time.strftime("%H:%M", time.localtime(now - 60))
+    assert when_label(now - 86400, now) == "Yesterday"
+    assert when_label(now - 86400 * 30, now) == "10 Feb 2026"
+
+
+def test_the_pyside_refcount_shield_is_active_where_needed(qapp: QApplication) -> None:
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal(int)
+
+    emitter = Emitter()
+    emitter.fired.connect(lambda _v: None)
+    for _ in range(5000):  # without the shield, PySide6 6.12 on Python 3.11 aborts here
+        emitter.fired.emit(1)
+    if affected():
+        assert sys.getrefcount(True) > 1 << 39
+
+
+# -- item models ------------------------------------------------------------------------------
+
+
+def test_chat_list_model_passes_qtmodeltester_and_searches(
+    qtmodeltester: ModelTester, context: AppContext
+) -> None:
+    ids = seed_chats(context)
+    with ChatStore(context.dirs.chats_db) as store:
+        model = ChatListModel(store)
+        qtmodeltester.check(model, force_py=True)
+        assert [model.index(r).data(Qt.ItemDataRole.DisplayRole) for r in range(3)] == [
+            "Chat number 2", "Chat number 1", "Chat number 0"]
+        model.set_query("number 1")  # the tester stays connected and checks the reset
+        assert model.rowCount() == 1 and model.chat_at(0).id == ids[1]
+        model.set_query("nothing like this")
+        assert model.rowCount() == 0
+
+
+def test_message_model_passes_qtmodeltester_through_paging_and_edits(
+    qtmodeltester: ModelTester, context: AppContext
+) -> None:
+    with ChatStore(context.dirs.chats_db) as store:
+        chat = store.insert_chat("long", [
+            {"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}
+            for i in range(PAGE + 50)
+        ])
+        messages = store.messages(chat.id)
+    model = MessageListModel()
+    model.set_messages(messages)
+    qtmodeltester.check(model, force_py=True)
+    assert model.rowCount() == PAGE and model.has_earlier()
+    assert model.index(0).data(MessageRole.MESSAGE).content == "m50"
+    assert model.load_earlier() == 50 and not model.has_earlier()
+    assert model.index(0).data(Qt.ItemDataRole.DisplayRole) == "m0"
+    last = model.index(model.rowCount() - 1)
+    assert last.data(MessageRole.LAST_REPLY) is True
+    model.update_message(messages[-1].id, content="changed", status="stopped")
+    assert last.data(Qt.ItemDataRole.DisplayRole) == "changed"
+    assert last.data(MessageRole.STATUS) == "stopped"
+    model.remove_from(messages[-2].position)
+    assert model.rowCount() == PAGE + 50 - 2
+    model.set_messages(messages[:3])
+    assert model.rowCount() == 3 and not model.has_earlier()
+
+
+# -- the page without a model -----------------------------------------------------------------
+
+
+def test_first_run_shows_the_welcome_and_links_to_the_other_pages(
+    qtbot: QtBot, context: AppContext
+) -> None:
+    page = make_page(qtbot, context)
+    assert page.center.currentWidget() is page.welcome
+    assert "No model is installed" in page.welcome.body.text()
+    assert "catalogue" in page.welcome.body.text().lower()
+    with qtbot.waitSignal(context.events.navigate) as blocker:
+        catalogue = next(b for b in page.welcome.findChildren(type(page.composer.button))
+                         if b.text() == "Browse the catalogue")
+        qtbot.mouseClick(catalogue, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["catalog"]
+    page.send("hello")
+    assert page.banner.isVisible() and "hearth starter" in page.banner.text()
+    assert page.store.chat_count() == 0, "nothing is saved without a model"
+
+
+def test_welcome_names_the_starter_when_it_is_installed(
+    qtbot: QtBot, context: AppContext, smollm2: Path
+) -> None:
+    install_starter(context, smollm2)
+    page = make_page(qtbot, context)
+    starter = context.catalog.starter()
+    assert starter is not None and starter.name in page.welcome.body.text()
+    assert page.model_bar.current_name() == starter.name
+
+
+def test_sidebar_lists_newest_first_renames_searches_and_deletes(
+    qtbot: QtBot, context: AppContext
+) -> None:
+    ids = seed_chats(context)
+    page = make_page(qtbot, context)
+    model = page.sidebar.model
+    assert page.chat is not None and page.chat.id == ids[2], "the newest chat opens"
+    assert page.messages.rowCount() == 4
+    assert model.setData(model.index(1), "Renamed ✨")
+    assert page.store.chat(ids[1]).title == "Renamed ✨"
+    page.sidebar.search.setText("renamed")
+    qtbot.waitUntil(lambda: model.rowCount() == 1)
+    assert model.chat_at(0).id == ids[1]
+    page.sidebar.search.clear()
+    qtbot.waitUntil(lambda: model.rowCount() == 3)
+    page.delete_chat(ids[2])
+    assert page.chat is None and page.center.currentWidget() is page.welcome
+    assert [model.chat_at(r).id for r in range(model.rowCount())] == [ids[1], ids[0]]
+    qtbot.mouseClick(page.sidebar.list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=page.sidebar.list.visualRect(model.index(1)).center())
+    assert page.chat is not None and page.chat.id == ids[0]
+    qtbot.keyClick(page, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert page.chat is None
+
+
+def test_code_copy_button_and_message_actions(qtbot: QtBot, context: AppContext) -> None:
+    seed_chats(context, count=1)
+    page = make_page(qtbot, context)
+    view = page.view
+    qtbot.waitUntil(lambda: view.visualRect(page.messages.index(1)).height() > 0)
+    index = page.messages.index(1)
+    layout = view.message_delegate.layout(view.visualRect(index), index)
+    assert layout is not None and len(layout.copy_buttons) == 1
+    button = layout.copy_buttons[0][1].center().toPoint()
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=button)
+    assert QGuiApplication.clipboard().text() == "def add(a, b):\n    return a + b"
+    copy_rect = dict(layout.actions)["copy"].center().toPoint()
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=copy_rect)
+    assert QGuiApplication.clipboard().text() == CODE_REPLY
+    user = page.messages.index(2)
+    user_layout = view.message_delegate.layout(view.visualRect(user), user)
+    assert user_layout is not None
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=dict(user_layout.actions)["edit"].center().toPoint())
+    assert page.composer.text() == "chat 0 message 2" and page.composer.editing_note.isVisibleTo(page)
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Escape)
+    assert page.composer.text() == "" and not page.composer.editing_note.isVisibleTo(page)
+
+
+def test_composer_enter_sends_and_shift_enter_breaks_the_line(qtbot: QtBot, context: AppContext) -> None:
+    page = make_page(qtbot, context)
+    sent: list[str] = []
+    page.composer.send_requested.disconnect()
+    page.composer.send_requested.connect(sent.append)
+    qtbot.keyClicks(page.composer.edit, "first line")
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(page.composer.edit, "second")
+    assert sent == []
+    one_line = page.composer.edit.height()
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return)
+    assert sent == ["first line\nsecond"] and page.composer.text() == ""
+    assert page.composer.edit.height() < one_line + 1
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return)
+    assert sent == ["first line\nsecond"], "an empty box sends nothing"
+
+
+def test_a_2000_message_chat_opens_with_one_page_and_loads_more_on_scroll(
+    qtbot: QtBot, context: AppContext
+) -> None:
+    with ChatStore(context.dirs.chats_db) as store:
+        store.insert_chat("huge", [
+            {"role": "user" if i % 2 == 0 else "assistant",
+             "content": f"message {i}: " + ("some words here " * (i % 7 + 1))}
+            for i in range(2000)
+        ])
+    started = time.perf_counter()
+    page = make_page(qtbot, context)
+    qtbot.waitUntil(lambda: page.view.verticalScrollBar().maximum() > 0)
+    opened = time.perf_counter() - started
+    assert page.messages.rowCount() == PAGE
+    assert opened < 3.0, f"opening took {opened:.2f} s"
+    bar = page.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum())
+    bottom_row = page.view.indexAt(QPoint(10, page.view.viewport().height() - 30)).row()
+    assert bottom_row >= PAGE - 2, "opens at the newest message"
+    qtbot.wait(100)  # let the first layout settle, as a person would before scrolling
+    bar.setValue(0)
+    qtbot.waitUntil(lambda: page.messages.rowCount() == 2 * PAGE and bar.value() > 0)
+    top = page.view.indexAt(QPoint(10, 2)).data(MessageRole.MESSAGE)
+    assert top.content.startswith(f"message {2000 - PAGE}:"), "what was on screen stays there"
