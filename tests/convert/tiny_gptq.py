@@ -28,7 +28,9 @@ def train_tokenizer() -> bytes:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(SENTENCES * 20), model_writer=model, vocab_size=400, model_type="bpe",
         byte_fallback=True, hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+        # as Llama's tokenizer.model: no NFKC, spaces kept as they are (llama.cpp does not normalise)
+        normalization_rule_name="identity", remove_extra_whitespaces=False)
     return model.getvalue()
 
 
