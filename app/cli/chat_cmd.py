@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from app.catalog import load_catalog
+from app.chats.recorder import ChatRecorder
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -50,6 +51,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     parser.add_argument("--template", metavar="ID", help="use this catalogue prompt format")
     parser.add_argument("--verbose", action="store_true", help="print the load plan and speed on stderr")
+    parser.add_argument("--no-save", action="store_true",
+                        help="do not record this conversation in the chat history")
+    parser.add_argument("--chat", type=int, metavar="ID",
+                        help="continue stored chat ID (see `hearth chats list`)")
     parser.set_defaults(func=run)
 
 
@@ -58,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model, catalog)
     meta = read_gguf_metadata(path)
     chat_format = resolve_chat_format(path, catalog, template_override=args.template, meta=meta)
-    system = args.system if args.system is not None else chat_format.system_message
+    recorder = ChatRecorder.start(model=chat_format.model_name, chat_id=args.chat,
+                                  save=not args.no_save, system_message=args.system)
+    stored_system = recorder.system_message()
+    system = args.system if args.system is not None else (stored_system or chat_format.system_message)
     sampling = sampling_for(chat_format.model, temperature=args.temp, seed=args.seed,
                             max_tokens=args.max_tokens)
     extra = {"n_threads": args.threads} if args.threads else {}
@@ -75,31 +83,52 @@ def run(args: argparse.Namespace) -> int:
             raise
         session = ChatSession(client, chat_format, sampling, chat_id="cli")
         history = [Message("system", system)] if system else []
-        if args.prompt is not None:
-            _answer(session, [*history, Message("user", args.prompt)], args.verbose)
-            return 0
-        return _interactive(session, history, args.verbose)
+        history += [m for m in recorder.history() if m.role != "system"]
+        try:
+            if args.prompt is not None:
+                _answer(session, [*history, Message("user", args.prompt)], args.verbose, recorder)
+                return 0
+            return _interactive(session, history, args.verbose, recorder)
+        finally:
+            recorder.close()
 
 
-def _answer(session: ChatSession, history: list[Message], verbose: bool) -> str:
+def _answer(session: ChatSession, history: list[Message], verbose: bool,
+            recorder: ChatRecorder | None = None) -> str:
     parts: list[str] = []
+    status = "complete"
+    sink = None
+    if recorder is not None:
+        recorder.user(history[-1].content)
+        sink = recorder.reply()
     try:
         for text in session.reply(history):
             parts.append(text)
+            if sink is not None:
+                sink.append(text)
             sys.stdout.write(text)
             sys.stdout.flush()
     except KeyboardInterrupt:
+        status = "stopped"
         sys.stdout.write(" [stopped]")
+    except BaseException:
+        if sink is not None:
+            sink.finish("error")
+        raise
     sys.stdout.write("\n")
     sys.stdout.flush()
     stats = session.last_stats
+    if sink is not None:
+        sink.finish(status, tokens=stats.generated_tokens if stats else None,
+                    tokens_per_s=round(stats.decode_tps, 1) if stats else None)
     if verbose and stats is not None:
         print(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tok/s, "
               f"first token {stats.ttft_s * 1000:.0f} ms, {stats.stop_reason}]", file=sys.stderr)
     return "".join(parts)
 
 
-def _interactive(session: ChatSession, history: list[Message], verbose: bool) -> int:
+def _interactive(session: ChatSession, history: list[Message], verbose: bool,
+                 recorder: ChatRecorder | None = None) -> int:
     print(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends.",
           file=sys.stderr)
     while True:
@@ -111,5 +140,5 @@ def _interactive(session: ChatSession, history: list[Message], verbose: bool) ->
         if not line.strip():
             return 0
         history.append(Message("user", line))
-        reply = _answer(session, history, verbose)
+        reply = _answer(session, history, verbose, recorder)
         history.append(Message("assistant", reply))

@@ -127,3 +127,28 @@ def test_missing_file_and_unknown_chat(capsys: pytest.CaptureFixture[str], tmp_p
     assert code == 1 and "no such file" in err
     code, _, err = run(capsys, "chats", "export", "99")
     assert code == 1 and "no chat with id 99" in err
+
+
+@pytest.mark.slow
+def test_hearth_chat_records_continues_and_can_skip_saving(
+    capsys: pytest.CaptureFixture[str], smollm2: Path
+) -> None:
+    common = ["--max-tokens", "8", "--temp", "0", "--seed", "1"]
+    code, out, _ = run(capsys, "chat", str(smollm2), "-p", "Say hello.", *common)
+    assert code == 0 and out.strip()
+    with ChatStore.open_default() as store:
+        (chat,) = store.list_chats()
+        first = store.messages(chat.id)
+    assert [(m.role, m.status) for m in first] == [("user", "complete"), ("assistant", "complete")]
+    assert first[0].content == "Say hello." and first[1].content.strip() == out.strip()
+    assert first[1].tokens and first[1].tokens > 0
+    code, _, _ = run(capsys, "chat", str(smollm2), "--chat", str(chat.id), "-p", "Again.", *common)
+    assert code == 0
+    code, _, _ = run(capsys, "chat", str(smollm2), "--no-save", "-p", "Not kept.", *common)
+    assert code == 0
+    with ChatStore.open_default() as store:
+        assert store.chat_count() == 1
+        assert [m.content for m in store.messages(chat.id)][2] == "Again."
+        assert store.message_count(chat.id) == 4
+    code, _, err = run(capsys, "chat", str(smollm2), "--chat", "999", "-p", "x")
+    assert code == 1 and "no chat with id 999" in err
