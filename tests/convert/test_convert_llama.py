@@ -154,7 +154,6 @@ def test_q8_0_written_directly(tmp_path, tokenizer_model, load_llama) -> None:
     assert_logits_close(logits, reference_logits(model, tokens), tolerance=0.05)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("bits", "ftype", "k_type", "max_weight_error", "min_cosine"), [
     # A K-quant of Gaussian weights has a relative RMS error of about 6.5% at Q4_K and 13% at Q3_K (measured
     # here: at most 7.2% and 15.1%, the token embedding being the worst); the thresholds sit ~1.2x above, and a
