@@ -51,14 +51,19 @@ def write_tiny_gguf(
     context_length: int = 512,
     name: str = "Tiny Test Model",
     wrong_shape: bool = False,
+    duplicate_token: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write a loadable llama GGUF of a few hundred kB and return its path.
 
-    ``wrong_shape`` makes one attention tensor the wrong size, which llama.cpp rejects on load.
+    ``wrong_shape`` makes one attention tensor the wrong size, which llama.cpp rejects on
+    load with an error. ``duplicate_token`` repeats a vocabulary entry, which llama.cpp
+    0.3.x does not check gracefully: it fails a GGML_ASSERT and aborts the whole process.
     """
     rng = np.random.default_rng(seed)
     tokens, scores, types = sentencepiece_vocab(CHATML_SPECIALS if chatml_specials else ())
+    if duplicate_token:
+        tokens[-1] = tokens[-2]
     n_vocab = len(tokens)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
