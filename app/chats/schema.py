@@ -10,10 +10,11 @@ Migration = Callable[[sqlite3.Connection], str]
 
 
 def _base_tables(db: sqlite3.Connection) -> str:
+    # AUTOINCREMENT: an id is never handed out twice, so "chat 12" always means one chat.
     return (
         """
         CREATE TABLE chats (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             title TEXT NOT NULL DEFAULT '',
             created REAL NOT NULL,
             updated REAL NOT NULL,
@@ -25,7 +26,7 @@ def _base_tables(db: sqlite3.Connection) -> str:
         );
         CREATE INDEX chats_by_updated ON chats (updated DESC, id DESC);
         CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
             position INTEGER NOT NULL,
             role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),

@@ -197,3 +197,14 @@ def test_insert_chat_keeps_order_and_timestamps(tmp_path: Path) -> None:
         )
         assert [m.content for m in store.messages(chat.id)] == ["a", ""]
         assert store.chat(chat.id).updated == pytest.approx(now + 5)
+
+
+def test_ids_are_never_reused_after_a_delete(tmp_path: Path) -> None:
+    with ChatStore(tmp_path / "c.sqlite3") as store:
+        first = store.create_chat("one")
+        store.add_message(first.id, "user", "a")
+        last_message = store.add_message(first.id, "assistant", "b")
+        store.delete_chat(first.id)
+        second = store.create_chat("two")
+        assert second.id != first.id
+        assert store.add_message(second.id, "user", "c").id > last_message.id

@@ -272,3 +272,95 @@ def test_a_2000_message_chat_opens_with_one_page_and_loads_more_on_scroll(
     qtbot.waitUntil(lambda: page.messages.rowCount() == 2 * PAGE and bar.value() > 0)
     top = page.view.indexAt(QPoint(10, 2)).data(MessageRole.MESSAGE)
     assert top.content.startswith(f"message {2000 - PAGE}:"), "what was on screen stays there"
+
+
+# -- a whole conversation with the real model -------------------------------------------------
+
+
+def live_text(page: ChatPage) -> str:
+    writer = page.writer
+    return writer.text if writer is not None else ""
+
+
+@pytest.mark.slow
+def test_a_whole_conversation_with_the_real_model(
+    qtbot: QtBot, context: AppContext, smollm2: Path
+) -> None:
+    install_starter(context, smollm2)
+    page = make_page(qtbot, context)
+    page.settings.spins["temperature"].setValue(0.0)
+    page.settings.spins["max_tokens"].setValue(24)
+    snapshots: list[str] = []
+
+    def watch(top: object, _bottom: object, _roles: object = None) -> None:
+        index = page.messages.index(page.messages.rowCount() - 1)
+        if index.data(MessageRole.LIVE):
+            snapshots.append(index.data(MessageRole.MESSAGE).content)
+
+    page.messages.dataChanged.connect(watch)
+
+    # Send: Enter in the composer; the model loads first, then the reply streams.
+    qtbot.keyClicks(page.composer.edit, "What is the capital of France?")
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.generating, timeout=90_000)
+    assert page.chat is not None
+    chat_id = page.chat.id
+    with ChatStore(context.dirs.chats_db) as other:  # another connection, as after a crash
+        saved = other.messages(chat_id)
+    assert [(m.role, m.content, m.status) for m in saved][0] == (
+        "user", "What is the capital of France?", "complete")
+    assert saved[1].role == "assistant" and saved[1].status == "streaming"
+    assert page.composer.button.text() == "Stop"
+    qtbot.waitUntil(lambda: not page.generating, timeout=120_000)
+    first = page.store.messages(chat_id)
+    assert [(m.role, m.status) for m in first] == [("user", "complete"), ("assistant", "complete")]
+    reply = first[1]
+    assert reply.content.strip() and reply.tokens and 0 < reply.tokens <= 24
+    assert reply.tokens_per_s and reply.tokens_per_s > 0
+    assert page.messages.index(1).data(MessageRole.MESSAGE).content == reply.content
+    assert len(set(snapshots)) >= 2, "the reply grew on screen in steps"
+    assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>" in page.last_prompt
+    assert page.settings.prompt_view.toPlainText() == page.last_prompt
+    assert page.sidebar.model.chat_at(0).id == chat_id
+    assert page.sidebar.model.chat_at(0).title == "What is the capital of France?"
+
+    # Stop: a long answer, stopped with Esc once it has started.
+    page.settings.spins["max_tokens"].setValue(400)
+    page.send("Count from 1 to 300, separated by commas.")
+    qtbot.waitUntil(lambda: len(live_text(page)) > 3, timeout=90_000)
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not page.generating, timeout=10_000)
+    stopped = page.store.messages(chat_id)[-1]
+    assert stopped.status == "stopped" and stopped.content.strip()
+    assert stopped.tokens is not None and stopped.tokens < 400
+    assert page.composer.button.text() == "Send"
+
+    # Regenerate: the stopped reply is replaced by a new one.
+    page.settings.spins["max_tokens"].setValue(16)
+    page.regenerate()
+    assert page.generating
+    qtbot.waitUntil(lambda: not page.generating, timeout=120_000)
+    after = page.store.messages(chat_id)
+    assert len(after) == 4 and after[-1].id != stopped.id
+    assert after[-1].status == "complete" and after[-1].content.strip()
+    assert page.messages.rowCount() == 4
+
+    # Edit the first question and resend: what followed it is replaced.
+    page.edit_message(0)
+    assert page.composer.text() == "What is the capital of France?"
+    page.composer.set_text("Name one colour.")
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not page.generating and page.messages.rowCount() == 2, timeout=120_000)
+    edited = page.store.messages(chat_id)
+    assert [(m.role, m.status) for m in edited] == [("user", "complete"), ("assistant", "complete")]
+    assert edited[0].content == "Name one colour." and edited[1].content.strip()
+    page.shutdown()
+
+    # Restart: a new page on the same HEARTH_HOME opens the same chat, whole.
+    again = make_page(qtbot, context)
+    assert again.chat is not None and again.chat.id == chat_id
+    shown = [again.messages.index(r).data(MessageRole.MESSAGE) for r in range(again.messages.rowCount())]
+    assert [(m.role, m.content, m.status) for m in shown] == [
+        (m.role, m.content, m.status) for m in edited]
+    assert again.chat.settings["sampling"]["max_tokens"] == 16
+    again.shutdown()

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
+from app.engine.chat_session import plan_load
+from app.engine.gguf_meta import read_gguf_metadata
+from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+from app.errors import HearthError
 
 if TYPE_CHECKING:
     from app.ui.engine.engine_adapter import EngineAdapter
 
 
-def describe_load(info: ModelInfo) -> str:
+def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
     """The loaded state in a line: where the layers run (the offload plan) and the context."""
+    if plan is not None and plan.n_gpu_layers > 0:
+        return f"Ready  ·  {plan}  ·  {info.n_ctx:,}-token context"
+    if plan is not None:
+        return f"Ready  ·  CPU  ·  {plan.ram_bytes / 1e9:.1f} GB RAM  ·  {info.n_ctx:,}-token context"
     if info.n_gpu_layers <= 0:
-        plan = "CPU only" if info.gpu_offload_supported else "CPU only (no GPU in this build)"
+        where = "CPU only" if info.gpu_offload_supported else "CPU only (no GPU in this build)"
     elif info.n_gpu_layers >= info.n_layer:
-        plan = f"all {info.n_layer} layers on the GPU"
+        where = f"all {info.n_layer} layers on the GPU"
     else:
-        plan = f"{info.n_gpu_layers} of {info.n_layer} layers on the GPU, the rest on the CPU"
-    return f"Ready  ·  {plan}  ·  {info.n_ctx:,}-token context"
+        where = f"{info.n_gpu_layers} of {info.n_layer} layers on the GPU, the rest on the CPU"
+    return f"Ready  ·  {where}  ·  {info.n_ctx:,}-token context"
 
 
 class EngineLink(QObject):
@@ -44,6 +54,7 @@ class EngineLink(QObject):
     tokens = Signal(int, str)
     done = Signal(int, object)
     failed = Signal(int, str)
+    _planned = Signal(object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +62,8 @@ class EngineLink(QObject):
         self._loading = False
         self._request: int | None = None
         self.info: ModelInfo | None = None
+        self.plan: OffloadPlan | None = None
+        self._planned.connect(self._start_load, Qt.ConnectionType.QueuedConnection)
 
     def _ensure(self) -> EngineAdapter:
         if self._adapter is None:
@@ -70,10 +83,29 @@ class EngineLink(QObject):
     def loading(self) -> bool:
         return self._loading
 
-    def load(self, path: str, n_ctx: int = 4096) -> None:
+    def load(self, path: str) -> None:
+        """Plan the load (GGUF header, GPU probe) off the GUI thread, then load."""
         self._loading = True
         self.info = None
-        self._ensure().load(LoadSettings(path=path, n_ctx=n_ctx))
+        self.plan = None
+        threading.Thread(target=self._plan, args=(path,), name="load-plan", daemon=True).start()
+
+    def _plan(self, path: str) -> None:
+        try:
+            settings, plan = plan_load(Path(path), read_gguf_metadata(path))
+            self._planned.emit(settings, plan)
+        except HearthError as exc:
+            self._planned.emit(str(exc), None)
+        except Exception as exc:  # a broken file or probe must not kill the page
+            self._planned.emit(f"cannot plan loading {Path(path).name}: {exc}", None)
+
+    def _start_load(self, settings: LoadSettings | str, plan: OffloadPlan | None) -> None:
+        if isinstance(settings, str):
+            self._loading = False
+            self.load_failed.emit(settings)
+            return
+        self.plan = plan
+        self._ensure().load(settings)
 
     def unload(self) -> None:
         if self._adapter is not None:

@@ -191,7 +191,7 @@ class ChatPage(QWidget):
         self.chat = self.store.update_chat(self.chat.id, model=name, settings=settings)
 
     def _loaded(self, info: ModelInfo) -> None:
-        self.model_bar.show_loaded(info.path, describe_load(info))
+        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan))
         self.hide_error()
         text, self._send_after_load = self._send_after_load, None
         if text is not None:
