@@ -307,7 +307,7 @@ def test_a_whole_conversation_with_the_real_model(
     chat_id = page.chat.id
     with ChatStore(context.dirs.chats_db) as other:  # another connection, as after a crash
         saved = other.messages(chat_id)
-    assert [(m.role, m.content, m.status) for m in saved][0] == (
+    assert (saved[0].role, saved[0].content, saved[0].status) == (
         "user", "What is the capital of France?", "complete")
     assert saved[1].role == "assistant" and saved[1].status == "streaming"
     assert page.composer.button.text() == "Stop"
