@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import queue
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -126,3 +128,49 @@ def feed_from_disk(digest: RunningHash, path: Path, start: int, end: int, chunk:
                 raise OSError(f"{path} is shorter than expected")
             digest.update(block)
             remaining -= len(block)
+
+
+class BackgroundHash:
+    """Feeds a running hash on its own thread, so hashing overlaps receiving and writing.
+
+    OpenSSL (through ctypes) and hashlib release the GIL while hashing. :attr:`snapshot` is the
+    latest ``(offset, state)`` pair the hash thread reached, safe to save for a resume.
+    """
+
+    BATCH = 1 << 20
+
+    def __init__(self, digest: RunningHash, offset: int) -> None:
+        self.digest = digest
+        self.snapshot: tuple[int, bytes | None] = (offset, digest.state())
+        self._offset = offset
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=32)
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._thread = threading.Thread(target=self._run, name="hash", daemon=True)
+        self._thread.start()
+
+    def update(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._batch_bytes += len(chunk)
+        if self._batch_bytes >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch, self._batch_bytes = [], 0
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            for chunk in batch:
+                self.digest.update(chunk)
+                self._offset += len(chunk)
+            self.snapshot = (self._offset, self.digest.state())
+
+    def close(self) -> RunningHash:
+        """Hash what is pending, stop the thread, and hand back the hash."""
+        if self._thread.is_alive():
+            self._flush()
+            self._queue.put(None)
+            self._thread.join()
+        return self.digest

@@ -26,7 +26,7 @@ from huggingface_hub.utils import hf_raise_for_status
 
 from app.hub import disk, manifest, session
 from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, is_disk_full, translate
-from app.hub.hashing import RunningHash, feed_from_disk, new_hash
+from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash
 from app.hub.listing import HubFile
 
 PAUSE, CANCEL = "paused", "cancelled"
@@ -146,7 +146,23 @@ class _Resume:
         self.part, self.state_file = partial_path(dest), state_path(dest)
         self.offset = 0
         self.digest: RunningHash = new_hash(sha256=file.is_lfs, size=file.size)
+        self.hasher: BackgroundHash | None = None
         self._saved_at = (0, time.monotonic())
+
+    def start_hashing(self) -> None:
+        """From here on, chunks are hashed on a thread of their own (see :class:`BackgroundHash`)."""
+        self.hasher = BackgroundHash(self.digest, self.offset)
+
+    def update(self, chunk: bytes) -> None:
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        else:
+            self.digest.update(chunk)
+
+    def stop_hashing(self) -> None:
+        if self.hasher is not None:
+            self.hasher.close()
+            self.hasher = None
 
     def load(self) -> None:
         """Pick up a partial file left by an earlier run (or start afresh if it is not this file)."""
@@ -170,17 +186,22 @@ class _Resume:
         self.save()
 
     def reset(self) -> None:
+        restart = self.hasher is not None
+        self.stop_hashing()
         self.part.parent.mkdir(parents=True, exist_ok=True)
         with self.part.open("wb"):
             pass
         self.offset = 0
         self.digest = new_hash(sha256=self.file.is_lfs, size=self.file.size)
         self.save()
+        if restart:
+            self.start_hashing()
 
     def save(self) -> None:
-        state = self.digest.state()
+        """Save the offset the hash has reached with its state (bytes beyond it are re-read on resume)."""
+        offset, state = self.hasher.snapshot if self.hasher is not None else (self.offset, self.digest.state())
         data = {
-            "checksum": expected_checksum(self.file), "size": self.file.size, "offset": self.offset,
+            "checksum": expected_checksum(self.file), "size": self.file.size, "offset": offset,
             "hash_state": state.hex() if state is not None else None,
         }
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
@@ -227,7 +248,7 @@ def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], contr
             if not chunk:
                 break
             disk.write_all(fd, chunk)
-            res.digest.update(chunk)
+            res.update(chunk)
             res.offset += len(chunk)
             on_bytes(len(chunk))
             res.maybe_save()
@@ -251,6 +272,7 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
     disk.ensure_space(dest.parent, file.size - res.offset, file.path)
     fd = os.open(res.part, os.O_WRONLY | getattr(os, "O_BINARY", 0))
     failures = 0
+    res.start_hashing()
     try:
         os.lseek(fd, res.offset, os.SEEK_SET)
         while res.offset < file.size:
@@ -277,12 +299,14 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
     except DownloadStopped as stop:
         os.close(fd)
         fd = -1
+        res.stop_hashing()
         if stop.reason == CANCEL:
             remove_partial(dest)
         else:
             res.save()
         raise
     except Exception as exc:
+        res.stop_hashing()
         with contextlib.suppress(OSError):
             os.ftruncate(fd, res.offset)
             res.save()
@@ -290,6 +314,7 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
     finally:
         if fd >= 0:
             os.close(fd)
+    res.stop_hashing()
     return _finish(res)
 
 

@@ -271,7 +271,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append((self.command, url.path, self.headers.get("Range")))
         try:
-            if match := _API.match(url.path):
+            if url.path == "/_stats":  # for the benchmark, which runs the server in another process
+                self._json({"bytes_served": dict(self.server.bytes_served)})
+                if "reset" in url.query:
+                    self.server.reset_counts()
+            elif match := _API.match(url.path):
                 self._api(match["repo"], match["op"], match["rev"], match["sub"], url.query)
             elif match := _RESOLVE.match(url.path):
                 self._resolve(match["repo"], match["rev"], unquote(match["path"]))
