@@ -28,8 +28,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tokens", type=int, default=256, help="tokens per decode run (default 256)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating Hearth/raw rounds; the median of each is reported (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating Hearth/raw decode rounds; the best of each is compared, "
+                        "since other load on the machine only ever slows a round down (default 5)")
     parser.add_argument("--turns", type=int, default=10, help="scripted chat turns (default 10)")
     parser.set_defaults(func=run)
 
@@ -75,8 +76,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         turns = scripted_chat(driver, chat, args.turns, reply_tokens=48)
     finally:
         driver.close()
-    decode = statistics.median(hearth_tps)
-    raw_decode_tps = statistics.median(raw_tps)
+    decode = max(hearth_tps)
+    raw_decode_tps = max(raw_tps)
     last = turns[-1]
     return {
         "model": info.name,
@@ -85,9 +86,11 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "ctx": args.ctx,
         "tokens": args.tokens,
         "rounds": args.rounds,
+        "turns": args.turns,
         "decode_tps": round(decode, 2),
         "raw_decode_tps": round(raw_decode_tps, 2),
         "decode_ratio": round(decode / raw_decode_tps, 3),
+        "decode_ratio_median": round(statistics.median(hearth_tps) / statistics.median(raw_tps), 3),
         "decode_tps_rounds": [round(x, 2) for x in hearth_tps],
         "raw_decode_tps_rounds": [round(x, 2) for x in raw_tps],
         "prompt_tps": round(prompt_tps, 1),
@@ -97,6 +100,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "ttft_ratio": round(last.ttft_s / turns[0].ttft_s, 3),
         "turn10_history_tokens": last.stats.prompt_tokens,
         "turn10_evaluated_tokens": last.stats.evaluated_tokens,
+        "turn10_reused_tokens": last.stats.reused_tokens,
+        "turn1_prompt_tokens": turns[0].stats.prompt_tokens,
         "max_ui_stall_ms": round(max(stalls), 2),
         "stall_run_decode_tps": round(stall_run.decode_tps, 2),
         "ttft_turns_s": [round(t.ttft_s, 4) for t in turns],
@@ -115,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         ("Hearth decode (worker + protocol + Qt signal)", f"{result['decode_tps']:.1f} tok/s"),
         ("Raw llama.cpp decode loop", f"{result['raw_decode_tps']:.1f} tok/s"),
-        ("Ratio (target >= 0.95)", f"{result['decode_ratio']:.3f}"),
+        ("Ratio (target >= 0.95)", f"{result['decode_ratio']:.3f} "
+                                   f"(medians: {result['decode_ratio_median']:.3f})"),
         ("Prompt evaluation", f"{result['prompt_tps']:.0f} tok/s"),
         ("Time to first token, turn 1", f"{result['ttft_turn1_s'] * 1000:.0f} ms"),
         (f"Time to first token, turn {args.turns} ({result['turn10_history_tokens']} tokens of history)",
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{result['model']}: {args.threads} threads, ctx {args.ctx}, {args.tokens} tokens, "
-          f"median of {args.rounds} rounds")
+          f"best of {args.rounds} alternating rounds")
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
     return 0

@@ -61,7 +61,10 @@ def raw_decode(
         tokens = (llama_cpp.llama_token * (len(raw) + 8))()
         n = llama_cpp.llama_tokenize(vocab, raw, len(raw), tokens, len(raw) + 8, True, True)
         start = time.perf_counter()
-        llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(tokens, n))
+        for offset in range(0, n, n_batch):
+            ids = tokens[offset : min(n, offset + n_batch)]
+            chunk = (llama_cpp.llama_token * len(ids))(*ids)
+            llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(chunk, len(chunk)))
         prompt_s = time.perf_counter() - start
         one = (llama_cpp.llama_token * 1)()
         batch = llama_cpp.llama_batch_get_one(one, 1)

@@ -6,6 +6,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from typing import IO, cast
 
@@ -31,6 +32,8 @@ from app.engine.protocol import (
 )
 
 _EVERYTHING = 1 << 62
+# Tokens are sent in batches at most this often (the GUI repaints every 16 ms anyway).
+STREAM_INTERVAL_S = 0.015
 
 
 class Worker:
@@ -110,14 +113,30 @@ class Worker:
         request_id = command.request_id
         runner.stop_requested = lambda: self.stop_upto >= request_id
         out = self.events_out
+        pending: list[str] = []
+        counts = [0]
+        last_sent = [0.0]
+
+        def send() -> None:
+            write_frame(out, Tokens(request_id, "".join(pending), counts[0]))
+            pending.clear()
+            counts[0] = 0
+            last_sent[0] = time.perf_counter()
 
         def emit(text: str, count: int) -> None:
-            write_frame(out, Tokens(request_id, text, count))
+            # The first piece goes at once (time to first token); later ones at most every
+            # STREAM_INTERVAL_S, fewer wake-ups for the app on a machine with few cores.
+            pending.append(text)
+            counts[0] += count
+            if time.perf_counter() - last_sent[0] >= STREAM_INTERVAL_S:
+                send()
 
         try:
             stats = runner.generate(command.prompt, command.stop, command.sampling, emit, command.chat_id)
         finally:
             runner.stop_requested = lambda: False
+        if pending:
+            send()
         write_frame(out, Done(request_id, stats))
 
 
