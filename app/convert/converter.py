@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gguf
@@ -149,27 +152,45 @@ def _write_rope_scaling(writer: gguf.GGUFWriter, scaling: dict[str, object] | No
                            "(linear and yarn only)")
 
 
-def _tensor_rows(branch: GptqBranch, tensor: PlannedTensor) -> Iterator[np.ndarray]:
-    """The tensor's float rows in GGUF order (Q/K permuted), a bounded block at a time."""
-    rows = tensor.permutation if tensor.permutation is not None else np.arange(tensor.rows)
+def _tensor_blocks(branch: GptqBranch, tensor: PlannedTensor) -> Iterator[Callable[[], np.ndarray]]:
+    """Jobs that each make a bounded block of the tensor's float rows, in GGUF order (Q/K permuted)."""
+    permutation = tensor.permutation
     width = int(np.prod(tensor.shape[1:], dtype=np.int64)) if len(tensor.shape) > 1 else 1
     step = max(1, _CHUNK_ELEMENTS // max(width, 1))
+    blocks = [permutation[start:start + step] if permutation is not None else slice(start, start + step)
+              for start in range(0, tensor.rows, step)]
     if len(tensor.shape) == 1:
-        yield branch.shards.array(tensor.sources[0]).astype(np.float32)[rows]
-        return
-    if tensor.quantised:
+        data = branch.shards.array(tensor.sources[0]).astype(np.float32)
+        yield lambda: data if permutation is None else data[permutation]
+    elif tensor.quantised:
         layer = branch.linear(tensor)
-        zeros = layer.zeros()
-        for start in range(0, tensor.rows, step):
-            yield layer.dequantise_rows(rows[start:start + step], zeros)
-        return
-    data = branch.shards.array(tensor.sources[0])
-    for start in range(0, tensor.rows, step):
-        yield data[rows[start:start + step]]
+        layer.prepare()
+        for rows in blocks:
+            yield partial(layer.dequantise_rows, rows)
+    else:
+        array = branch.shards.array(tensor.sources[0])
+        for rows in blocks:
+            yield partial(array.__getitem__, rows)
 
 
-def _write_tensor(writer: gguf.GGUFWriter, blocks: Iterator[np.ndarray], qtype: gguf.GGMLQuantizationType,
-                  cancel: Callable[[], bool]) -> None:
+def _run_and_encode(job: Callable[[], np.ndarray], qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+    return np.ascontiguousarray(_encode(job(), qtype))
+
+
+def _encoded_blocks(jobs: Iterator[Callable[[], np.ndarray]], qtype: gguf.GGMLQuantizationType,
+                    pool: ThreadPoolExecutor, workers: int) -> Iterator[np.ndarray]:
+    """Run the jobs and encode their rows on ``workers`` threads (numpy releases the GIL), in order, with
+    at most ``workers + 1`` blocks in flight so memory stays bounded."""
+    pending: deque[Future[np.ndarray]] = deque()
+    for job in jobs:
+        pending.append(pool.submit(_run_and_encode, job, qtype))
+        if len(pending) > workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _write_tensor(writer: gguf.GGUFWriter, blocks: Iterator[np.ndarray], cancel: Callable[[], bool]) -> None:
     """Append one tensor's data block by block (``GGUFWriter.write_tensor_data`` wants it whole)."""
     assert writer.fout is not None
     out = writer.fout[0]
@@ -177,10 +198,9 @@ def _write_tensor(writer: gguf.GGUFWriter, blocks: Iterator[np.ndarray], qtype: 
     info = writer.tensors[0].pop(name)
     writer.write_padding(out, out.tell())
     written = 0
-    for block in blocks:
+    for encoded in blocks:
         if cancel():
             raise ConversionCancelled()
-        encoded = np.ascontiguousarray(_encode(block, qtype))
         out.write(encoded.data)
         written += encoded.nbytes
     if written != info.nbytes:
@@ -206,12 +226,14 @@ def write_gguf(branch: GptqBranch, path: Path, direct_type: str, chat_template: 
         total = sum(branch.source_bytes(t) for t in branch.plan)
         done = 0
         progress(ConvertProgress("convert", 0, total))
-        for tensor, qtype in zip(branch.plan, types, strict=True):
-            if cancel():
-                raise ConversionCancelled()
-            _write_tensor(writer, _tensor_rows(branch, tensor), qtype, cancel)
-            done += branch.source_bytes(tensor)
-            progress(ConvertProgress("convert", done, total, tensor.gguf_name))
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers, thread_name_prefix="hearth-convert") as pool:
+            for tensor, qtype in zip(branch.plan, types, strict=True):
+                if cancel():
+                    raise ConversionCancelled()
+                _write_tensor(writer, _encoded_blocks(_tensor_blocks(branch, tensor), qtype, pool, workers), cancel)
+                done += branch.source_bytes(tensor)
+                progress(ConvertProgress("convert", done, total, tensor.gguf_name))
         writer.flush()
         assert writer.fout is not None
         os.fsync(writer.fout[0].fileno())
