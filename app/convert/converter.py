@@ -25,7 +25,6 @@ DEFAULT_TYPE_FOR_BITS = {2: "q3_k_m", 3: "q3_k_m", 4: "q4_k_m", 8: "q8_0"}
 _BITS_PER_WEIGHT = {"q4_k_m": 4.9, "q3_k_m": 3.95, "q8_0": 8.5, "f16": 16.0}
 _CHUNK_ELEMENTS = 1 << 23  # rows are dequantised in blocks of about 8M weights (32 MB of float32)
 _MARGIN_BYTES = 64 << 20
-_WEIGHT_KEYS = ("general.file_type",)
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,12 @@ def test_shapes_that_disagree_are_named() -> None:
     with pytest.raises(ConvertError, match="g_idx points outside"):
         QuantisedLinear.build("layer", packed.qweight, packed.qzeros, packed.scales, bad_g_idx,
                               GptqSettings(4, 64, True, True, "gptq"))
+
+
+@pytest.mark.parametrize("desc_act", [False, True])
+def test_ragged_last_group(desc_act: bool) -> None:
+    """320 inputs in groups of 128: the last group holds 64, so groups cannot be reshaped evenly."""
+    cfg = GptqConfig(4, 128, desc_act, False, "gptq_v2")
+    rng = np.random.default_rng(4)
+    packed = quantise(rng.standard_normal((64, 320)).astype(np.float32), cfg, rng)
+    assert np.array_equal(_layer(packed, cfg).dequantise(), reference_dequantise(packed))
