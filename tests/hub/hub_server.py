@@ -73,10 +73,6 @@ class Blob:
             self._sha1 = self._digest(h)
         return self._sha1
 
-    @property
-    def etag(self) -> str:
-        return self.sha256 if self.lfs else self.git_oid
-
 
 @dataclass
 class Repo:
