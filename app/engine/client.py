@@ -137,6 +137,7 @@ class EngineClient:
         self.on_event = on_event
         self.events: queue.Queue[Event] = queue.Queue()
         self._ids = itertools.count(1)
+        self._last_request = 0
         self._lock = threading.Lock()
         self._doing = "starting"
         self.crashes = 0
@@ -199,14 +200,14 @@ class EngineClient:
         sampling: SamplingSettings | None = None,
         chat_id: str = "default",
     ) -> int:
-        request_id = next(self._ids)
+        request_id = self._last_request = next(self._ids)
         self._doing = "generating a reply"
         self.send(Generate(request_id, prompt, tuple(stop), sampling or SamplingSettings(), chat_id))
         return request_id
 
     def stop(self, request_id: int | None = None) -> None:
         """Stop a reply now (the latest by default), also during prompt evaluation."""
-        self.send(Stop(request_id if request_id is not None else 1 << 62))
+        self.send(Stop(request_id if request_id is not None else self._last_request))
 
     def unload(self) -> None:
         self.model = None

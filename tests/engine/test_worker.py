@@ -172,3 +172,15 @@ def test_stop_strings_are_cut_and_partial_matches_held_back() -> None:
     assert other.feed(" ##") == (" ", False)
     assert other.flush() == "##"
     assert StopStrings([]).feed("<|im_end|>") == ("<|im_end|>", False)
+
+
+def test_stop_without_an_id_stops_only_the_latest_reply(engine: EngineClient) -> None:
+    sampling = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=300, ignore_eos=True)
+    request = engine.generate(chatml("Write a poem."), (), sampling)
+    engine.stop()
+    _, done = wait_done(engine, request)
+    assert done.stats.stop_reason == "stopped"
+    # A later reply is not stopped by that earlier Stop.
+    later = "".join(engine.stream(chatml("Say hello."), ["<|im_end|>"], GREEDY))
+    assert later and engine.last_stats is not None
+    assert engine.last_stats.stop_reason in ("eos", "max_tokens")
