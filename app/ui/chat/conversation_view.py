@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QMouseEvent, QResizeEvent
-from PySide6.QtWidgets import QAbstractItemView, QFrame, QListView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QFrame, QListView, QStyleOptionViewItem, QWidget
 
 from app.ui.chat.message_delegate import MessageDelegate
 from app.ui.chat.messages import MessageListModel
@@ -56,8 +56,13 @@ class ConversationView(QListView):
         self.scrollToBottom()
 
     def row_grew(self, row: int) -> None:
-        """The row's size may have changed (streaming); lay out again on the next turn."""
-        self.message_delegate.sizeHintChanged.emit(self.model().index(row, 0))
+        """The row's text changed (streaming): lay out again only if its height changed."""
+        index = self.model().index(row, 0)
+        height = self.message_delegate.sizeHint(QStyleOptionViewItem(), index).height()
+        if height != self.visualRect(index).height():
+            self.message_delegate.sizeHintChanged.emit(index)
+        else:
+            self.viewport().update(self.visualRect(index))
 
     def _on_range_changed(self, _low: int, high: int) -> None:
         bar = self.verticalScrollBar()

@@ -76,6 +76,18 @@ class RowLayout:
     copy_buttons: list[tuple[int, QRectF]] = field(default_factory=list)
     code_rects: list[QRectF] = field(default_factory=list)
 
+    def moved(self, dy: float) -> RowLayout:
+        """The same layout ``dy`` pixels lower."""
+        if not dy:
+            return self
+        return RowLayout(
+            self.bubble.translated(0, dy), self.text_origin + QPointF(0, dy), self.document,
+            self.footer.translated(0, dy),
+            [(name, r.translated(0, dy)) for name, r in self.actions],
+            [(n, r.translated(0, dy)) for n, r in self.copy_buttons],
+            [r.translated(0, dy) for r in self.code_rects],
+        )
+
 
 class MessageDelegate(QStyledItemDelegate):
     """Lays out and paints messages; documents are cached by (message, text, width, theme).
@@ -95,10 +107,14 @@ class MessageDelegate(QStyledItemDelegate):
         self.view = view
         self.theme = theme
         self._documents: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
+        self._sizes: dict[tuple[object, ...], QSize] = {}
+        self._layouts: dict[tuple[object, ...], RowLayout] = {}
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self._documents.clear()
+        self._sizes.clear()
+        self._layouts.clear()
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -132,10 +148,24 @@ class MessageDelegate(QStyledItemDelegate):
         return document
 
     def layout(self, rect: QRect, index: AnyIndex) -> RowLayout | None:
+        """The row's geometry at ``rect``; computed once per text, width and state, then moved."""
         message: StoredMessage | None = index.data(MessageRole.MESSAGE)
         if message is None:
             return None
+        last, live = bool(index.data(MessageRole.LAST_REPLY)), bool(index.data(MessageRole.LIVE))
+        key = (message.id, message.content, message.role, last, live,
+               self.view.viewport().width(), self.theme.name)
+        base = self._layouts.get(key)
+        if base is None:
+            base = self._compute_layout(message, last, live)
+            if len(self._layouts) > CACHE_SIZE:
+                self._layouts.clear()
+            self._layouts[key] = base
+        return base.moved(rect.top())
+
+    def _compute_layout(self, message: StoredMessage, last: bool, live: bool) -> RowLayout:
         left, column = self._column()
+        rect = QRect(0, 0, 0, 0)
         user = message.role == "user"
         inner_max = (column * USER_SHARE if user else column) - 2 * PAD
         document = self.document(message, inner_max)
@@ -151,18 +181,20 @@ class MessageDelegate(QStyledItemDelegate):
         bubble_left = left + column - bubble_width if user else left
         bubble = QRectF(bubble_left, rect.top() + SPACE_S, bubble_width, height + 2 * PAD)
         footer_height = QFontMetrics(self._small_font()).height() + SPACE_XS
-        footer = QRectF(left, bubble.bottom() + SPACE_XS, column, footer_height)
+        # A reply has a footer line (stats, actions); a user bubble keeps its actions beside it.
+        footer = QRectF(left, bubble.bottom() + SPACE_XS, column, 0 if user else footer_height)
         result = RowLayout(bubble, QPointF(bubble.left() + PAD, bubble.top() + PAD), document, footer)
         metrics = QFontMetrics(self._small_font())
         names = ["copy", "edit"] if user else ["copy"]
-        if index.data(MessageRole.LAST_REPLY) and not index.data(MessageRole.LIVE):
+        if last and not live:
             names.append("regenerate")
         labels = {"copy": "Copy", "edit": "Edit", "regenerate": "Regenerate"}
-        x = bubble.right() if user else footer.right()
+        x = bubble.left() - SPACE_XS if user else footer.right()
+        top = bubble.bottom() - footer_height if user else footer.top()
         for name in reversed(names):
             w = metrics.horizontalAdvance(labels[name]) + SPACE_M
             x -= w
-            result.actions.insert(0, (name, QRectF(x, footer.top(), w, footer_height)))
+            result.actions.insert(0, (name, QRectF(x, top, w, footer_height)))
         layout = document.documentLayout()
         button_w = metrics.horizontalAdvance("Copy") + SPACE_L
         for block_index, frame in code_frames(document):
@@ -174,10 +206,22 @@ class MessageDelegate(QStyledItemDelegate):
         return result
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        layout = self.layout(QRect(0, 0, self.view.viewport().width(), 0), index)
-        if layout is None:
+        message: StoredMessage | None = index.data(MessageRole.MESSAGE)
+        if message is None:
             return QSize(0, 0)
-        return QSize(self.view.viewport().width() - 1, int(layout.footer.bottom()) + SPACE_S)
+        width = self.view.viewport().width()
+        # Layout rounds are frequent (every growth of a streaming reply): sizes are remembered.
+        key = (message.id, message.content, message.role, width, self.theme.name)
+        size = self._sizes.get(key)
+        if size is None:
+            layout = self.layout(QRect(0, 0, width, 0), index)
+            if layout is None:
+                return QSize(0, 0)
+            size = QSize(width - 1, int(layout.footer.bottom()) + SPACE_S)
+            if len(self._sizes) > 20 * CACHE_SIZE:
+                self._sizes.clear()
+            self._sizes[key] = size
+        return size
 
     # -- painting ---------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme
 
 FRAME_MS = 16  # streaming text reaches the screen at most once per frame
 STOP_GRACE_MS = 3000
+MAX_RENDER_WAIT_S = 0.25
 
 
 class ChatPage(QWidget):
@@ -58,6 +59,7 @@ class ChatPage(QWidget):
         self._formats: dict[str, ChatFormat] = {}
         self._started = 0.0
         self._stopping = False
+        self._render_after = 0.0
         theme = context.theme.theme
 
         self.sidebar = Sidebar(self.store, theme)
@@ -416,17 +418,24 @@ class ChatPage(QWidget):
             self._pending += text
 
     def _show_pending(self) -> None:
-        """Once a frame: move the text that arrived to the store writer and the view."""
+        """Once a frame: move the text that arrived to the store writer and the view.
+
+        Laying out a long reply costs more as it grows; after an expensive update the next
+        one waits twice as long, so the GUI always keeps most of its time for the user.
+        """
         writer = self.writer
         if writer is None:
             return
-        if self._pending:
+        now = time.monotonic()
+        if self._pending and now >= self._render_after:
             writer.append(self._pending)
             self._pending = ""
             self.messages.update_message(writer.message_id, content=writer.text)
             row = self.messages.row_of(writer.message_id)
             if row is not None:
                 self.view.row_grew(row)
+            cost = time.monotonic() - now
+            self._render_after = now + min(MAX_RENDER_WAIT_S, 2 * cost)
         writer.flush_if_due()
 
     def _finish(self, status: str, stats: GenerationStats | None) -> None:
