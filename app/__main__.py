@@ -6,9 +6,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--engine-worker"]:
+        # The bundled executable doubles as the llama.cpp worker process (see app.engine.client).
+        from app.engine.worker import main as worker_main
+
+        return worker_main()
     from app.cli import main as cli_main
 
-    return cli_main(sys.argv[1:] if argv is None else argv)
+    return cli_main(args)
 
 
 if __name__ == "__main__":

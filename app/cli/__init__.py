@@ -30,17 +30,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with large language models on your own machine. "
         "With no command, Hearth opens its window.",
     )
-    parser.add_argument("--version", action="version", version=f"Hearth {__version__}")
+    parser.add_argument("--version", action="store_true", help="print the version and the llama.cpp backend")
+    parser.add_argument("--self-test", action="store_true",
+                        help="start offscreen, load a model, generate a few tokens, store a chat, and report")
+    parser.add_argument("--model", metavar="PATH", help="with --self-test: the .gguf to load (default: the starter)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in command_modules():
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def _self_test(args: argparse.Namespace) -> int:
+    from app.selftest import run_self_test
+
+    print(run_self_test(args.model).line())
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
     handler: Handler | None = getattr(args, "func", None)
+    if args.version:
+        from app.selftest import backend_name
+
+        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()}")
+        return 0
+    if args.self_test:
+        handler = _self_test
     if handler is None:
         from app.ui.application import run_gui
 

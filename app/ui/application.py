@@ -19,6 +19,18 @@ def create_context(app: QApplication) -> AppContext:
     return AppContext(catalog=load_catalog(), dirs=app_dirs(), theme=ThemeManager(app), events=AppEvents())
 
 
+def open_window_offscreen() -> list[str]:
+    """Build the whole main window once (for ``--self-test``) and return its page keys."""
+    app = QApplication.instance() or QApplication(["hearth", "--self-test"])
+    assert isinstance(app, QApplication)
+    window = MainWindow(create_context(app))
+    window.show()
+    app.processEvents()
+    pages = list(window.pages)
+    window.close()
+    return pages
+
+
 def run_gui(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     assert isinstance(app, QApplication)
