@@ -38,6 +38,7 @@ class ConversationView(QListView):
         self.setItemDelegate(self.message_delegate)
         self._stick = True
         self._from_bottom: int | None = None
+        self._laid_out_width = -1
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
         bar.valueChanged.connect(self._on_value_changed)
@@ -103,6 +104,11 @@ class ConversationView(QListView):
     def viewportEvent(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Leave:
             self.viewport().unsetCursor()
+        elif event.type() == QEvent.Type.Resize and self.viewport().width() != self._laid_out_width:
+            # The viewport also narrows when the scroll bar appears, which the view's own
+            # resize handling misses: rows would keep heights measured at the old width.
+            self._laid_out_width = self.viewport().width()
+            self.scheduleDelayedItemsLayout()
         return super().viewportEvent(event)
 
     def index_for_row(self, row: int) -> QModelIndex:

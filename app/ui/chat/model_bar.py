@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -23,6 +24,8 @@ from app.catalog.installed import InstallState, install_state
 from app.catalog.starter import starter_path, starter_variant
 from app.engine.chat_format import match_catalogue
 from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
+
+NOT_LOADED = "Not loaded (it loads when you send)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,20 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
                 others.append(InstalledModel(path, path.stem, "local file"))
     found.extend(sorted(others, key=lambda m: (m.name.lower(), m.detail)))
     return found
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when narrow; the full text is its tooltip."""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
 
 
 class ModelBar(QFrame):
@@ -96,7 +113,7 @@ class ModelBar(QFrame):
         self.progress.setTextVisible(False)
         self.progress.setFixedSize(QSize(90, 6))
         self.progress.hide()
-        self.state = QLabel("No model loaded")
+        self.state = ElidedLabel(NOT_LOADED)
         self.state.setObjectName("ModelState")
         self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.settings_button = QToolButton()
@@ -166,7 +183,8 @@ class ModelBar(QFrame):
         self.state.setText(description)
         self._update_button()
 
-    def show_unloaded(self, message: str = "No model loaded") -> None:
+    def show_unloaded(self, message: str = "") -> None:
+        message = message or NOT_LOADED
         self._loaded = None
         self.progress.hide()
         self.state.setText(message)

@@ -120,11 +120,13 @@ class Sidebar(QFrame):
         self.empty = QLabel("No chats yet")
         self.empty.setObjectName("Muted")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setContentsMargins(0, SPACE_M, 0, 0)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
-        layout.addWidget(self.list, 1)
         layout.addWidget(self.empty)
-        layout.addStretch(0)
+        layout.addWidget(self.list, 1)
+        self.filler = QWidget()
+        layout.addWidget(self.filler, 1)
         self._search_timer = QTimer(self, singleShot=True, interval=200)
         self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
@@ -165,7 +167,10 @@ class Sidebar(QFrame):
     def _update_empty(self) -> None:
         searching = bool(self.model.query)
         self.empty.setText("No chats match" if searching else "No chats yet")
-        self.empty.setVisible(self.model.rowCount() == 0)
+        empty = self.model.rowCount() == 0
+        self.empty.setVisible(empty)
+        self.list.setVisible(not empty)
+        self.filler.setVisible(empty)
 
     def _clicked(self, index: QModelIndex) -> None:
         chat_id = index.data(ChatListRole.CHAT_ID)

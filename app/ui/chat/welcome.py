@@ -53,6 +53,16 @@ class WelcomeState(QWidget):
             button.clicked.connect(lambda _=False, t=text: self.prompt_chosen.emit(t))
             self.suggestions.addWidget(button)
         layout.addLayout(self.suggestions)
+        self.more = QLabel()
+        self.more.setObjectName("Muted")
+        self.more.setWordWrap(True)
+        self.more.setText(
+            "Bigger, smarter models are in the <b>Catalogue</b>, with a badge that says whether "
+            "each fits this machine; <b>Downloads</b> shows their progress. Every chat is saved "
+            "as you go."
+        )
+        layout.addSpacing(SPACE_S)
+        layout.addWidget(self.more)
         buttons = QHBoxLayout()
         buttons.setSpacing(SPACE_S)
         catalogue = QPushButton("Browse the catalogue")
@@ -92,11 +102,6 @@ class WelcomeState(QWidget):
                 "yet: run <code>hearth starter</code> for the tiny starter model, or browse the "
                 "catalogue to download a bigger one (the Downloads page shows the progress)."
             )
-        text += (
-            "<br><br><span style='color: palette(placeholder-text)'>Bigger, smarter models are in "
-            "the <b>Catalogue</b>, with a badge that says whether each fits this machine; "
-            "<b>Downloads</b> shows their progress. Every chat is saved as you go.</span>"
-        )
         self.body.setText(text)
         for index in range(self.suggestions.count()):
             item = self.suggestions.itemAt(index)
