@@ -37,7 +37,8 @@ def layer_specs(layer: int) -> list[tuple[str, str, tuple[int, ...]]]:
         specs.append((prefix + norm + ".weight", "F16", (HIDDEN,)))
     for proj, (out_f, in_f) in PROJECTIONS.items():
         base = prefix + proj
-        specs += [(base + ".qweight", "I32", (in_f // 8, out_f)), (base + ".qzeros", "I32", (in_f // GROUP, out_f // 8)),
+        specs += [(base + ".qweight", "I32", (in_f // 8, out_f)),
+                  (base + ".qzeros", "I32", (in_f // GROUP, out_f // 8)),
                   (base + ".scales", "F16", (in_f // GROUP, out_f)), (base + ".g_idx", "I32", (in_f,))]
     return specs
 
@@ -94,16 +95,17 @@ from pathlib import Path
 from app.convert import convert_branch
 start = time.perf_counter()
 convert_branch(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def convert_in_child(folder: Path, out: Path, out_type: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one conversion in a fresh Python process."""
+def convert_in_child(folder: Path, out: Path, out_type: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, peak RSS of llama.cpp's requantising child in MB) of one conversion."""
     result = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(out), out_type], cwd=ROOT,
                             capture_output=True, text=True, check=True)
-    seconds, max_rss_kb = result.stdout.split()
-    return float(seconds), int(max_rss_kb) / 1024
+    seconds, max_rss_kb, child_rss_kb = result.stdout.split()
+    return float(seconds), int(max_rss_kb) / 1024, int(child_rss_kb) / 1024
 
 
 def main() -> int:
@@ -132,20 +134,21 @@ def main() -> int:
                 if job_size != size:
                     continue
                 out = scratch / f"out.{out_type}.gguf"
-                seconds, rss_mb = convert_in_child(scratch / "branch", out, out_type)
+                seconds, rss_mb, quantizer_rss_mb = convert_in_child(scratch / "branch", out, out_type)
                 row = {"checkpoint_gb": round(source_bytes / 1e9, 2), "type": out_type, "seconds": round(seconds, 1),
                        "mb_per_s": round(source_bytes / 1e6 / seconds, 1), "peak_rss_mb": round(rss_mb),
+                       "quantizer_rss_mb": round(quantizer_rss_mb),
                        "output_gb": round(out.stat().st_size / 1e9, 2)}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 out.unlink()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    print("\n| checkpoint | output | time | throughput (read) | peak RSS | output size |")
-    print("|---|---|---|---|---|---|")
+    print("\n| checkpoint | output | time | throughput (read) | peak RSS | llama.cpp quantizer RSS | output size |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['checkpoint_gb']} GB | {row['type'].upper()} | {row['seconds']} s | {row['mb_per_s']} MB/s | "
-              f"{row['peak_rss_mb']} MB | {row['output_gb']} GB |")
+              f"{row['peak_rss_mb']} MB | {row['quantizer_rss_mb'] or '-'} MB | {row['output_gb']} GB |")
     return 0
 
 
