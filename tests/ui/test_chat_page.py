@@ -364,3 +364,68 @@ def test_a_whole_conversation_with_the_real_model(
         (m.role, m.content, m.status) for m in edited]
     assert again.chat.settings["sampling"]["max_tokens"] == 16
     again.shutdown()
+
+
+def test_stats_line_says_what_happened_to_a_reply() -> None:
+    from app.chats.records import StoredMessage
+    from app.ui.chat.message_delegate import stats_line
+
+    reply = StoredMessage(1, 1, 1, "assistant", "x", 0.0, "complete", 42, 31.46, "SmolLM2")
+    assert stats_line(reply, live=False) == "42 tokens  ·  31.5 tok/s  ·  SmolLM2"
+    assert stats_line(reply, live=True) == "Generating…"
+    stopped = StoredMessage(1, 1, 1, "assistant", "x", 0.0, "stopped", 3, None, None)
+    assert stats_line(stopped, live=False) == "Stopped  ·  3 tokens"
+    crashed = StoredMessage(1, 1, 1, "assistant", "x", 0.0, "streaming", None, None, None)
+    assert stats_line(crashed, live=False) == "Interrupted", "left streaming by a killed process"
+    assert stats_line(StoredMessage(1, 1, 0, "user", "q", 0.0), live=False) == ""
+
+
+def test_dark_theme_repaints_without_stale_documents(qtbot: QtBot, context: AppContext) -> None:
+    from app.ui.theme import DARK
+
+    seed_chats(context, count=1)
+    page = make_page(qtbot, context)
+    delegate = page.view.message_delegate
+    index = page.messages.index(1)
+    light_doc = delegate.layout(page.view.visualRect(index), index)
+    page._retheme(DARK)
+    dark_doc = delegate.layout(page.view.visualRect(index), index)
+    assert light_doc is not None and dark_doc is not None
+    assert dark_doc.document is not light_doc.document and delegate.theme is DARK
+    assert not page.view.grab().isNull()
+
+
+def test_chat_requested_opens_a_new_chat_with_that_model(
+    qtbot: QtBot, context: AppContext, smollm2: Path
+) -> None:
+    path = install_starter(context, smollm2)
+    seed_chats(context, count=1)
+    page = make_page(qtbot, context)
+    assert page.chat is not None
+    with qtbot.waitSignal(context.events.navigate) as blocker:
+        context.events.chat_requested.emit(str(context.dirs.models / "missing.gguf"))
+    assert blocker.args == ["chat"]
+    assert page.banner.isVisible() and "missing.gguf" in page.banner.text()
+    context.events.chat_requested.emit(str(path))
+    assert page.chat is None and page.model_bar.current_path() == str(path)
+    assert page.engine.loading
+    qtbot.waitUntil(lambda: page.engine.info is not None, timeout=60_000)
+    assert page.model_bar.load_button.text() == "Unload"
+    assert page.model_bar.state.text().startswith("Ready")
+    page.shutdown()
+
+
+def test_a_model_that_fails_to_load_keeps_the_message(qtbot: QtBot, context: AppContext) -> None:
+    broken = context.dirs.models / "someone" / "broken" / "main" / "broken.Q4_K_M.gguf"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    page = make_page(qtbot, context)
+    assert page.model_bar.select(str(broken))
+    assert not page.banner.isVisible(), "a broken file is reported when used, not on sight"
+    qtbot.keyClicks(page.composer.edit, "hello there")
+    qtbot.keyClick(page.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.banner.isVisible() and not page.engine.loading, timeout=10_000)
+    assert "broken.Q4_K_M.gguf" in page.banner.text()
+    assert page.composer.text() == "hello there", "the unsent message is back in the box"
+    assert page.store.chat_count() == 0 and not page.engine.loading
+    assert page.model_bar.load_button.isEnabled()

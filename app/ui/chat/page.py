@@ -162,14 +162,16 @@ class ChatPage(QWidget):
         starter = self.context.catalog.starter()
         self.welcome.set_models([m.name for m in models], starter.name if starter else None)
 
-    def chat_format(self, path: str) -> ChatFormat | None:
+    def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
+        """The model's prompt format; an unreadable file is reported unless ``quiet``."""
         if path not in self._formats:
             try:
                 self._formats[path] = resolve_chat_format(
                     Path(path), self.context.catalog, models_dir=self.context.dirs.models
                 )
             except HearthError as exc:
-                self.show_error(str(exc))
+                if not quiet:
+                    self.show_error(str(exc))
                 return None
         return self._formats[path]
 
@@ -200,7 +202,9 @@ class ChatPage(QWidget):
             self.send(text)
 
     def _load_failed(self, message: str) -> None:
-        self._send_after_load = None
+        text, self._send_after_load = self._send_after_load, None
+        if text is not None and not self.composer.text():
+            self.composer.set_text(text)  # the message waits in the box; nothing is lost
         self.model_bar.show_unloaded("Not loaded")
         self.show_error(message)
 
@@ -240,6 +244,8 @@ class ChatPage(QWidget):
         self.composer.edit.setFocus()
 
     def open_chat(self, chat_id: int) -> None:
+        if self.chat is not None and self.chat.id == chat_id and self.generating:
+            return  # clicking the chat that is streaming does not stop it
         self._end_generation()
         try:
             self.chat = self.store.chat(chat_id)
@@ -257,6 +263,8 @@ class ChatPage(QWidget):
         self._show_settings_for_chat()
 
     def delete_chat(self, chat_id: int) -> None:
+        if self.chat is not None and self.chat.id == chat_id:
+            self._end_generation()
         self.store.delete_chat(chat_id)
         if self.chat is not None and self.chat.id == chat_id:
             self.new_chat()
@@ -283,7 +291,7 @@ class ChatPage(QWidget):
 
     def _model_defaults(self) -> tuple[str | None, dict[str, float | int]]:
         path = self.model_bar.current_path()
-        chat_format = self.chat_format(path) if path else None
+        chat_format = self.chat_format(path, quiet=True) if path else None
         if chat_format is None:
             return None, {}
         sampling = dict(chat_format.model.sampling) if chat_format.model else {}
@@ -327,9 +335,11 @@ class ChatPage(QWidget):
             return self._draft_system or None
         return self._model_defaults()[0]
 
-    def build_prompt(self, history: list[StoredMessage]) -> tuple[str, ChatFormat] | None:
+    def build_prompt(
+        self, history: list[StoredMessage], *, quiet: bool = False
+    ) -> tuple[str, ChatFormat] | None:
         path = self.engine.info.path if self.engine.info else self.model_bar.current_path()
-        chat_format = self.chat_format(path) if path else None
+        chat_format = self.chat_format(path, quiet=quiet) if path else None
         if chat_format is None:
             return None
         system = self.system_message()
@@ -339,7 +349,8 @@ class ChatPage(QWidget):
 
     def _preview_prompt(self) -> str:
         try:
-            built = self.build_prompt([m for m in self.messages.messages() if m.status != "error"])
+            history = [m for m in self.messages.messages() if m.status != "error"]
+            built = self.build_prompt(history, quiet=True)
         except HearthError as exc:
             return f"(the prompt cannot be built: {exc})"
         return built[0] if built else "(pick a model to see its prompt)"
