@@ -429,3 +429,13 @@ def test_a_model_that_fails_to_load_keeps_the_message(qtbot: QtBot, context: App
     assert page.composer.text() == "hello there", "the unsent message is back in the box"
     assert page.store.chat_count() == 0 and not page.engine.loading
     assert page.model_bar.load_button.isEnabled()
+
+
+def test_a_damaged_history_file_is_left_alone_and_explained(qtbot: QtBot, context: AppContext) -> None:
+    context.dirs.chats_db.parent.mkdir(parents=True, exist_ok=True)
+    context.dirs.chats_db.write_bytes(b"not a database " * 200)
+    page = make_page(qtbot, context)
+    assert page.banner.isVisible() and "move it aside" in page.banner.text()
+    assert "not saved" in page.banner.text()
+    assert context.dirs.chats_db.read_bytes() == b"not a database " * 200
+    assert page.center.currentWidget() is page.welcome

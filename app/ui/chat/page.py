@@ -47,7 +47,13 @@ class ChatPage(QWidget):
         super().__init__()
         self.setObjectName("ChatPage")
         self.context = context
-        self.store = ChatStore(context.dirs.chats_db)
+        store_problem = None
+        try:
+            self.store = ChatStore(context.dirs.chats_db)
+        except ChatStoreError as exc:
+            # The window still works; chats live in memory until the file is fixed.
+            store_problem = f"{exc} Until then, chats in this window are not saved."
+            self.store = ChatStore(Path(":memory:"))
         self.engine = EngineLink(self)
         self.chat: Chat | None = None
         self.request_id: int | None = None
@@ -109,6 +115,8 @@ class ChatPage(QWidget):
         latest = self.store.list_chats(limit=1)
         if latest:
             self.open_chat(latest[0].id)
+        if store_problem:
+            self.show_error(store_problem)
 
     # -- wiring -----------------------------------------------------------------------------
 
