@@ -41,7 +41,9 @@ lint: $(VENV)/.stamp-dev
 
 package: $(VENV)/.stamp-app
 	$(PY) -m pip install --quiet -e '.[packaging]'
-	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build packaging/hearth.spec
+	$(PY) packaging/make_icons.py build/icons
+	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/hearth.spec
+	$(PY) packaging/make_installer.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache
