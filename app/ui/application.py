@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -31,7 +32,7 @@ def open_window_offscreen() -> list[str]:
     return pages
 
 
-def run_gui(argv: list[str]) -> int:
+def run_gui(argv: list[str], open_model: str | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     assert isinstance(app, QApplication)
     app.setApplicationName("Hearth")
@@ -46,4 +47,11 @@ def run_gui(argv: list[str]) -> int:
         return 1
     window = MainWindow(context)
     window.show()
+    if open_model:
+        path = Path(open_model).expanduser().resolve()
+        if path.is_file():
+            context.events.navigate.emit("chat")
+            context.events.chat_requested.emit(str(path))
+        else:
+            QMessageBox.warning(window, "Hearth", f"{path} does not exist, so Hearth cannot open it.")
     return app.exec()

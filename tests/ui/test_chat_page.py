@@ -422,3 +422,20 @@ def test_a_damaged_history_file_is_left_alone_and_explained(qtbot: QtBot, contex
     assert "not saved" in page.banner.text()
     assert context.dirs.chats_db.read_bytes() == b"not a database " * 200
     assert page.center.currentWidget() is page.welcome
+
+
+def test_a_model_file_opened_from_outside_the_models_folder(
+    qtbot: QtBot, context: AppContext, smollm2: Path, tmp_path: Path
+) -> None:
+    """`hearth some/where/model.gguf` (the desktop's file association) chats with it in place."""
+    outside = tmp_path / "Downloads" / "my-model.gguf"
+    outside.parent.mkdir()
+    shutil.copyfile(smollm2, outside)
+    page = make_page(qtbot, context)
+    context.events.chat_requested.emit(str(outside))
+    assert page.model_bar.current_path() == str(outside)
+    assert "opened file" in page.model_bar.picker.currentText()
+    assert not page.banner.isVisible()
+    qtbot.waitUntil(lambda: page.engine.info is not None, timeout=60_000)
+    assert outside.is_file() and not list(context.dirs.models.rglob("*.gguf"))  # nothing copied
+    page.shutdown()

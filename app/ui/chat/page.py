@@ -28,7 +28,7 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
 from app.ui.chat.engine_link import EngineLink, describe_load
 from app.ui.chat.messages import MessageListModel
-from app.ui.chat.model_bar import ModelBar, installed_models
+from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models
 from app.ui.chat.settings_panel import ChatSettingsPanel, sampling_from
 from app.ui.chat.sidebar import Sidebar
 from app.ui.chat.welcome import WelcomeState
@@ -63,6 +63,8 @@ class ChatPage(QWidget):
         self._edit_position: int | None = None
         self._send_after_load: str | None = None
         self._formats: dict[str, ChatFormat] = {}
+        # Model files opened from elsewhere (a file association, "Open with"): offered this session.
+        self._opened: list[InstalledModel] = []
         self._started = 0.0
         self._stopping = False
         self._render_after = 0.0
@@ -165,6 +167,8 @@ class ChatPage(QWidget):
 
     def refresh_models(self) -> None:
         models = installed_models(self.context.catalog, self.context.dirs.models)
+        known = {m.path.resolve() for m in models}
+        models += [m for m in self._opened if m.path.resolve() not in known]
         current = self.model_bar.current_path()
         self.model_bar.set_models(models, current)
         starter = self.context.catalog.starter()
@@ -222,6 +226,9 @@ class ChatPage(QWidget):
     def chat_with(self, path: str) -> None:
         """Another page asked to chat with this model file: a new chat, model loaded."""
         self.context.events.navigate.emit("chat")
+        file = Path(path)
+        if file.suffix.lower() == ".gguf" and file.is_file() and self.context.dirs.models not in file.parents:
+            self._opened.append(InstalledModel(file, file.stem, "opened file"))
         self.refresh_models()
         self.new_chat()
         if self.model_bar.select(path):
