@@ -9,7 +9,10 @@ import sys
 from app.paths import install_root
 
 APP = install_root() / "app"
-CORE_PACKAGES = ("app.catalog", "app.engine", "app.hub", "app.chats", "app.cli", "app.paths", "app.errors")
+CORE_PACKAGES = (
+    "app.catalog", "app.engine", "app.hub", "app.chats", "app.convert", "app.cli", "app.paths", "app.errors",
+    "app.selftest",
+)
 
 
 def _core_modules() -> list[str]:
