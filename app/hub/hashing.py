@@ -70,7 +70,10 @@ class _OpenSslSha256:
         else:
             ctypes.memmove(self._ctx, state, _CTX_SIZE)
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        if isinstance(data, bytes):  # ctypes passes a bytes object's own buffer: no copy
+            self._lib.SHA256_Update(self._ctx, data, len(data))
+            return
         view = memoryview(data)
         if view.nbytes:
             buf = (ctypes.c_char * view.nbytes).from_buffer_copy(view) if view.readonly else \
@@ -133,44 +136,54 @@ def feed_from_disk(digest: RunningHash, path: Path, start: int, end: int, chunk:
 class BackgroundHash:
     """Feeds a running hash on its own thread, so hashing overlaps receiving and writing.
 
-    OpenSSL (through ctypes) and hashlib release the GIL while hashing. :attr:`snapshot` is the
-    latest ``(offset, state)`` pair the hash thread reached, safe to save for a resume.
+    The receiver takes a buffer with :meth:`buffer`, fills and writes it, then hands it over with
+    :meth:`submit`; once hashed, the buffer goes back to the pool (no copies, and the pool's size
+    bounds how far hashing may lag). OpenSSL (through ctypes) and hashlib release the GIL while
+    hashing. :attr:`snapshot` is the latest ``(offset, state)`` pair the hash thread reached, safe
+    to save for a resume.
     """
 
-    BATCH = 1 << 20
-
-    def __init__(self, digest: RunningHash, offset: int) -> None:
+    def __init__(self, digest: RunningHash, offset: int, buffers: int = 3, buffer_bytes: int = 4 << 20) -> None:
         self.digest = digest
         self.snapshot: tuple[int, bytes | None] = (offset, digest.state())
         self._offset = offset
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=32)
-        self._batch: list[bytes] = []
-        self._batch_bytes = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(buffers):
+            self._free.put(bytearray(buffer_bytes))
+        self._queue: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="hash", daemon=True)
         self._thread.start()
 
-    def update(self, chunk: bytes) -> None:
-        self._batch.append(chunk)
-        self._batch_bytes += len(chunk)
-        if self._batch_bytes >= self.BATCH:
-            self._flush()
+    def buffer(self) -> bytearray:
+        """A free buffer to receive into (waits while all of them are still being hashed)."""
+        return self._free.get()
 
-    def _flush(self) -> None:
-        if self._batch:
-            self._queue.put(self._batch)
-            self._batch, self._batch_bytes = [], 0
+    def submit(self, buffer: bytearray, length: int) -> None:
+        """Hash ``buffer[:length]`` next; the buffer returns to the pool afterwards."""
+        self._queue.put((buffer, length))
+
+    def give_back(self, buffer: bytearray) -> None:
+        """Return a buffer that was taken but not submitted."""
+        self._free.put(buffer)
+
+    def update(self, data: bytes) -> None:
+        """Hash a bytes object next (for callers that do not use the pool's buffers)."""
+        self._queue.put((data, len(data)))
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            for chunk in batch:
-                self.digest.update(chunk)
-                self._offset += len(chunk)
+        while (item := self._queue.get()) is not None:
+            data, length = item
+            if isinstance(data, bytearray):
+                self.digest.update(memoryview(data)[:length])
+                self._free.put(data)
+            else:
+                self.digest.update(data)
+            self._offset += length
             self.snapshot = (self._offset, self.digest.state())
 
     def close(self) -> RunningHash:
         """Hash what is pending, stop the thread, and hand back the hash."""
         if self._thread.is_alive():
-            self._flush()
             self._queue.put(None)
             self._thread.join()
         return self.digest

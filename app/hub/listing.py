@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+import httpx2
 from huggingface_hub.hf_api import RepoFile
 
 from app.hub import session
-from app.hub.errors import EntryNotFound, translate
+from app.hub.errors import EntryNotFound, HubTimeout, translate
 
-LISTING_TIMEOUT_S = 20.0
+# How long a listing (branches, or one branch's files) may take before the user is told the Hub is not
+# answering. huggingface_hub retries timeouts itself and passes no timeout when listing a tree, so the
+# deadline is kept here, around the whole call.
+LISTING_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,30 +82,66 @@ class RepoListing:
         return chosen
 
 
+def within_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
+    """``call()``'s result, or HubTimeout when it takes longer than ``seconds``.
+
+    The call runs on a daemon thread; one that overruns is abandoned (the shared client's own
+    timeouts end it later, see :func:`app.hub.session.client`) and its result is dropped.
+    """
+    outcome: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+
+    def work() -> None:
+        try:
+            outcome.put((True, call()))
+        except BaseException as exc:
+            outcome.put((False, exc))
+
+    threading.Thread(target=work, name="hub-listing", daemon=True).start()
+    try:
+        ok, value = outcome.get(timeout=seconds)
+    except queue.Empty:
+        ok, value = False, httpx2.ReadTimeout("deadline")
+    if isinstance(value, httpx2.TimeoutException):
+        raise HubTimeout(
+            f"the Hub did not answer in {seconds:g} s while listing {what}: check your connection "
+            "(or HF_ENDPOINT) and try again"
+        ) from None
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
+
+
 def list_branches(repo: str) -> list[Branch]:
     """The repo's branches, ``main`` first, then by name."""
     try:
-        refs = session.api().list_repo_refs(repo)
+        refs = within_deadline(lambda: session.api().list_repo_refs(repo), LISTING_TIMEOUT_S,
+                               f"the branches of {repo}")
     except Exception as exc:
         raise translate(exc, repo=repo, endpoint=session.endpoint()) from None
     branches = [Branch(b.name, b.target_commit) for b in refs.branches]
     return sorted(branches, key=lambda b: (b.name != "main", b.name.lower()))
 
 
+def _fetch_listing(repo: str, revision: str) -> RepoListing:
+    api = session.api()
+    info = api.model_info(repo, revision=revision, timeout=LISTING_TIMEOUT_S)
+    commit = info.sha or revision
+    entries = api.list_repo_tree(repo, revision=commit, recursive=True)
+    files = tuple(
+        HubFile(
+            path=e.path, size=e.size, blob_id=e.blob_id,
+            sha256=e.lfs.sha256 if e.lfs is not None else None,
+        )
+        for e in entries if isinstance(e, RepoFile)
+    )
+    return RepoListing(repo=repo, revision=revision, commit=commit, files=tuple(sorted(files, key=lambda f: f.path)))
+
+
 def list_files(repo: str, revision: str = "main") -> RepoListing:
     """Every file of the branch with its size and checksum."""
-    api = session.api()
     try:
-        info = api.model_info(repo, revision=revision, timeout=LISTING_TIMEOUT_S)
-        commit = info.sha or revision
-        entries = api.list_repo_tree(repo, revision=commit, recursive=True)
-        files = tuple(
-            HubFile(
-                path=e.path, size=e.size, blob_id=e.blob_id,
-                sha256=e.lfs.sha256 if e.lfs is not None else None,
-            )
-            for e in entries if isinstance(e, RepoFile)
-        )
+        return within_deadline(lambda: _fetch_listing(repo, revision), LISTING_TIMEOUT_S,
+                               f"the files of {repo}:{revision}")
     except Exception as exc:
         raise translate(exc, repo=repo, revision=revision, endpoint=session.endpoint()) from None
-    return RepoListing(repo=repo, revision=revision, commit=commit, files=tuple(sorted(files, key=lambda f: f.path)))

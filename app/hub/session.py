@@ -19,6 +19,7 @@ def endpoint() -> str:
 
 
 def api() -> HfApi:
+    client()  # the shared client gets its timeouts before the API uses it
     return HfApi(endpoint=endpoint(), library_name="hearth", library_version=__version__)
 
 
@@ -33,6 +34,18 @@ def headers() -> dict[str, str]:
     return result
 
 
+# huggingface_hub's client waits forever by default, and its listings pass no timeout of their own.
+REQUEST_TIMEOUT = httpx2.Timeout(30.0, connect=15.0)
+
+
 def client() -> httpx2.Client:
-    """huggingface_hub's shared client: proxies, offline mode and request ids come with it."""
-    return get_session()
+    """huggingface_hub's shared client: proxies, offline mode and request ids come with it.
+
+    Unless someone configured timeouts on it already, requests that pass none (listings) get
+    :data:`REQUEST_TIMEOUT`, so a stalled Hub cannot hang a thread forever.
+    """
+    shared = get_session()
+    current = shared.timeout
+    if current.connect is None and current.read is None and current.write is None and current.pool is None:
+        shared.timeout = REQUEST_TIMEOUT
+    return shared

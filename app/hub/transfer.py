@@ -28,10 +28,12 @@ from app.hub import disk, manifest, session
 from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, is_disk_full, translate
 from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash
 from app.hub.listing import HubFile
+from app.hub.receive import BodyReader
 
 PAUSE, CANCEL = "paused", "cancelled"
 CHECKPOINT_BYTES = 32 * 1024 * 1024
 CHECKPOINT_SECONDS = 2.0
+BUFFER_BYTES = 4 * 1024 * 1024  # one receive, one write() and one hash call per buffer
 
 ProgressFn = Callable[[int], None]
 
@@ -151,13 +153,7 @@ class _Resume:
 
     def start_hashing(self) -> None:
         """From here on, chunks are hashed on a thread of their own (see :class:`BackgroundHash`)."""
-        self.hasher = BackgroundHash(self.digest, self.offset)
-
-    def update(self, chunk: bytes) -> None:
-        if self.hasher is not None:
-            self.hasher.update(chunk)
-        else:
-            self.digest.update(chunk)
+        self.hasher = BackgroundHash(self.digest, self.offset, buffer_bytes=BUFFER_BYTES)
 
     def stop_hashing(self) -> None:
         if self.hasher is not None:
@@ -231,6 +227,7 @@ def _get_url(repo: str, commit: str, file: HubFile, headers: dict[str, str]) -> 
 
 def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], control: Control,
                  on_bytes: ProgressFn) -> None:
+    """GET the bytes from ``res.offset`` on: receive into the hasher's buffers, write, hash on its thread."""
     request_headers = dict(headers)
     if res.offset:
         request_headers["Range"] = f"bytes={res.offset}-"
@@ -242,16 +239,37 @@ def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], contr
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             res.reset()
-        for chunk in response.iter_raw():
-            control.check()
-            chunk = chunk[: res.file.size - res.offset]
-            if not chunk:
+        reader = BodyReader(response, SETTINGS.read_timeout)
+        assert res.hasher is not None
+        while res.offset < res.file.size:
+            if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes):
                 break
-            disk.write_all(fd, chunk)
-            res.update(chunk)
-            res.offset += len(chunk)
-            on_bytes(len(chunk))
+
+
+def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, fd: int, control: Control,
+                     on_bytes: ProgressFn) -> bool:
+    """Receive into one of the hasher's buffers, writing each read at once (a kill loses nothing
+    received); hand what was filled to the hasher, even on failure. False when the body ended."""
+    buffer = hasher.buffer()
+    view = memoryview(buffer)[: res.file.size - res.offset]
+    filled = 0
+    try:
+        while filled < len(view):
+            control.check()
+            got = reader.read_some(view[filled:])
+            if not got:
+                return False
+            disk.write_all(fd, view[filled:filled + got])
+            filled += got
+            res.offset += got
+            on_bytes(got)
             res.maybe_save()
+        return True
+    finally:
+        if filled:
+            hasher.submit(buffer, filled)
+        else:
+            hasher.give_back(buffer)
 
 
 def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Control,

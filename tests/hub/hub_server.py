@@ -3,8 +3,9 @@
 Serves ``HEAD``/``GET /{repo}/resolve/{rev}/{path}`` (``Range``, ``X-Repo-Commit``, ``ETag``,
 ``X-Linked-Etag``, ``X-Linked-Size``, ``X-Error-Code``) and ``/api/models/{repo}/refs``,
 ``/revision/{rev}``, ``/tree/{rev}``, ``/paths-info/{rev}``. Faults (:class:`Fault`) drop the
-connection mid-file, stall, corrupt bytes, answer an error status, or limit bandwidth; the server
-counts the body bytes it sends per file so tests can tell what was fetched twice.
+connection mid-file, stall, corrupt bytes, answer an error status, or limit bandwidth; they hit the
+API routes too (their path is ``api/refs``, ``api/revision``, ``api/tree`` or ``api/paths-info``).
+The server counts the body bytes it sends per file so tests can tell what was fetched twice.
 
 Run it alone for the benchmark or by hand: ``python -m tests.hub.hub_server FILE...``.
 """
@@ -100,7 +101,9 @@ class Fault:
     kind: ``drop`` (close after ``after`` body bytes), ``stall`` (send ``after`` bytes, then hang
     ``seconds``), ``corrupt`` (flip the byte at offset ``after``), ``status`` (answer ``status``
     with ``error_code``), ``bandwidth`` (``rate`` bytes/s). ``times`` is how many requests it hits
-    (None: all). ``path`` is a glob on the file path; ``method`` limits it to GET or HEAD.
+    (None: all). ``path`` is a glob on the file path, or ``api/<route>`` for the API (where
+    ``stall`` hangs before answering and ``drop`` closes without answering); ``method`` limits it
+    to GET, HEAD or POST.
     """
 
     kind: str
@@ -283,6 +286,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, repo_id: str, op: str, rev: str | None, sub: str | None, query: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         form = parse_qs(self.rfile.read(length).decode()) if length else {}
+        if fault := self.server.take_fault(self.command, f"api/{op}", ("status", "stall", "drop")):
+            if fault.kind == "status":
+                self._error(fault.status, fault.error_code, f"injected {fault.status}")
+                return
+            if fault.kind == "stall":
+                self.server.release.wait(fault.seconds)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         repo = self._repo(repo_id)
         if repo is None:
             return

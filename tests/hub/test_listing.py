@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi, hf_hub_download
 
-from app.hub.errors import AccessDenied, EntryNotFound, RepoNotFound, RevisionNotFound
+from app.hub import listing
+from app.hub.errors import AccessDenied, EntryNotFound, HubTimeout, RepoNotFound, RevisionNotFound
 from app.hub.listing import list_branches, list_files
 from app.hub.refs import BadRepoRef, RepoRef, parse_repo_ref
 from tests.hub.conftest import GGUF_REPO, GPTQ_REPO, payload
-from tests.hub.hub_server import HubServer
+from tests.hub.hub_server import Fault, HubServer
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -85,3 +87,51 @@ def test_gated_repo_explains_the_token(hub: HubServer, monkeypatch: pytest.Monke
         list_files("meta/gated")
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     assert [f.path for f in list_files("meta/gated").files] == ["x.gguf"]
+
+
+@pytest.fixture
+def short_listing_deadline(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(listing, "LISTING_TIMEOUT_S", 1.0)
+    return 1.0
+
+
+@pytest.mark.parametrize("route", ["api/tree", "api/revision"])
+def test_stalled_file_listing_times_out_clearly(hub: HubServer, short_listing_deadline: float, route: str) -> None:
+    hub.inject(Fault("stall", path=route, seconds=30))
+    started = time.monotonic()
+    with pytest.raises(HubTimeout, match=r"the Hub did not answer in 1 s while listing the files of "
+                                         r"TheBloke/Tiny-GPTQ:main"):
+        list_files(GPTQ_REPO)
+    assert time.monotonic() - started < 3
+    assert list_files(GPTQ_REPO).files  # the fault was one-off: the Hub answers again
+
+
+def test_stalled_branch_listing_times_out_clearly(hub: HubServer, short_listing_deadline: float) -> None:
+    hub.inject(Fault("stall", path="api/refs", seconds=30))
+    started = time.monotonic()
+    with pytest.raises(HubTimeout, match=r"did not answer in 1 s while listing the branches of TheBloke/Tiny-GPTQ"):
+        list_branches(GPTQ_REPO)
+    assert time.monotonic() - started < 3
+
+
+def test_listing_error_status_is_reported(hub: HubServer) -> None:
+    hub.inject(Fault("status", path="api/tree", status=401, error_code="GatedRepo", times=None))
+    with pytest.raises(AccessDenied, match=r"gated.*HF_TOKEN"):
+        list_files(GGUF_REPO)
+
+
+def test_shared_client_gets_timeouts(hub: HubServer) -> None:
+    """huggingface_hub's client waits forever unless told otherwise; Hearth gives it timeouts once."""
+    from app.hub import session
+
+    assert session.client().timeout.read == session.REQUEST_TIMEOUT.read
+
+
+def test_cli_list_reports_a_stalled_hub(hub: HubServer, short_listing_deadline: float,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from app.__main__ import main
+
+    hub.inject(Fault("stall", path="api/refs", seconds=30))
+    assert main(["download", "--list", GGUF_REPO]) == 1
+    err = capsys.readouterr().err
+    assert "hearth: error: the Hub did not answer in 1 s" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.hub import hashing, manifest, transfer
+from app.hub import hashing, manifest, receive, transfer
 from app.hub.errors import ChecksumMismatch, DiskFull, DownloadStopped, EntryNotFound, HubServerError, NotEnoughSpace
 from app.hub.listing import HubFile, list_files
 from app.hub.transfer import Control, download_file, partial_path, state_path
@@ -221,3 +221,40 @@ def test_disk_full_midway_is_an_error_never_a_finished_file(
     disk.reset_fake_disk()
     path, _ = _fetch(tmp_path)
     assert path.read_bytes() == gguf_payload(SIZE, 2)
+
+
+def test_body_is_read_straight_from_the_socket(hub: HubServer, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path (recv_into large buffers, bypassing h11) is the one plain HTTP/1.1 takes."""
+    found: list[object] = []
+    real = receive._direct_socket
+
+    def spying(response: object) -> object:
+        sock = real(response)  # type: ignore[arg-type]
+        found.append(sock)
+        return sock
+
+    monkeypatch.setattr(receive, "_direct_socket", spying)
+    hub.inject(Fault("drop", path=NAME, after=300_000))
+    path, _ = _fetch(tmp_path)
+    assert len(found) == 2 and all(sock is not None for sock in found)
+    assert path.read_bytes() == gguf_payload(SIZE, 2)
+    assert hub.bytes_served[NAME] == SIZE
+
+
+def test_body_through_httpx_when_the_socket_is_not_usable(hub: HubServer, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(receive, "_direct_socket", lambda response: None)
+    hub.inject(Fault("drop", path=NAME, after=250_000))
+    path, _ = _fetch(tmp_path)
+    assert path.read_bytes() == gguf_payload(SIZE, 2)
+    assert hub.bytes_served[NAME] == SIZE
+
+
+def test_buffers_smaller_than_the_file_keep_every_byte_in_order(
+        hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many buffer hand-overs to the hash thread (a 64 KiB pool buffer for a 500 kB file)."""
+    monkeypatch.setattr(transfer, "BUFFER_BYTES", 64 * 1024)
+    path, seen = _fetch(tmp_path)
+    assert path.read_bytes() == gguf_payload(SIZE, 2) and sum(seen) == SIZE
+    assert manifest.is_verified(tmp_path, NAME)
