@@ -49,6 +49,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--temp", type=float, help="temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable replies")
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    parser.add_argument("--batch", type=int, help="prompt evaluation batch size (default 512)")
+    parser.add_argument("--flash-attn", choices=("auto", "on", "off"), help="flash attention (default auto)")
+    parser.add_argument("--kv-cache", choices=("f16", "q8_0", "q4_0"),
+                        help="KV cache type: q8_0 halves its memory (default f16)")
+    parser.add_argument("--mlock", action="store_true", help="lock the model in RAM")
+    parser.add_argument("--no-mmap", action="store_true", help="read the model into RAM instead of mapping it")
     parser.add_argument("--template", metavar="ID", help="use this catalogue prompt format")
     parser.add_argument("--verbose", action="store_true", help="print the load plan and speed on stderr")
     parser.add_argument("--no-save", action="store_true",
@@ -69,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
     system = args.system if args.system is not None else (stored_system or chat_format.system_message)
     sampling = sampling_for(chat_format.model, temperature=args.temp, seed=args.seed,
                             max_tokens=args.max_tokens)
-    extra = {"n_threads": args.threads} if args.threads else {}
+    extra: dict[str, Any] = {
+        key: value for key, value in (
+            ("n_threads", args.threads), ("n_batch", args.batch), ("flash_attention", args.flash_attn),
+            ("kv_cache_type", args.kv_cache),
+        ) if value
+    }
+    if args.mlock:
+        extra["use_mlock"] = True
+    if args.no_mmap:
+        extra["use_mmap"] = False
     settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
     if args.verbose:
         print(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "

@@ -76,8 +76,12 @@ class _Process:
         self.closing = False
         self.client = client
         self.write_lock = threading.Lock()
-        threading.Thread(target=self._read_events, name="engine-events", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="engine-stderr", daemon=True).start()
+        self.threads = [
+            threading.Thread(target=self._read_events, name="engine-events", daemon=True),
+            threading.Thread(target=self._read_stderr, name="engine-stderr", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def send(self, command: Command) -> None:
         stdin = cast(IO[bytes], self.popen.stdin)
@@ -120,6 +124,10 @@ class _Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+        # The readers end at EOF; wait for them so none delivers events after close().
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if stream is not None:
                 stream.close()

@@ -23,6 +23,10 @@ from app.engine.protocol import (
 FRAME_MS = 16
 
 
+def _ignore(_event: Event) -> None:
+    pass
+
+
 class EngineAdapter(QObject):
     """Wraps :class:`EngineClient` for the GUI thread; nothing here ever blocks it.
 
@@ -135,4 +139,5 @@ class EngineAdapter(QObject):
         """Stop any reply and end the worker process (call when the window closes)."""
         self.stop()
         self._flush_timer.stop()
+        self.client.on_event = _ignore  # nothing more reaches this QObject from the reader thread
         self.client.close()
