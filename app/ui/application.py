@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
+import psutil
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
@@ -32,6 +36,12 @@ def open_window_offscreen() -> list[str]:
     return pages
 
 
+def _report_startup(app: QApplication) -> None:
+    started = psutil.Process().create_time()
+    print(f"first window after {(time.time() - started) * 1000:.0f} ms", flush=True)
+    app.quit()
+
+
 def run_gui(argv: list[str], open_model: str | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     assert isinstance(app, QApplication)
@@ -47,6 +57,9 @@ def run_gui(argv: list[str], open_model: str | None = None) -> int:
         return 1
     window = MainWindow(context)
     window.show()
+    if os.environ.get("HEARTH_STARTUP_PROBE"):
+        # bench/startup_bench.py: report the time from process start to the first painted window.
+        QTimer.singleShot(0, lambda: _report_startup(app))
     if open_model:
         path = Path(open_model).expanduser().resolve()
         if path.is_file():
