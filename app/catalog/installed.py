@@ -2,12 +2,20 @@
 
 A file counts only once the downloader has checked it against the Hub's checksum and recorded it
 in the folder's manifest (``app.hub.manifest``); bytes that merely exist are "partial".
+
+A GPTQ branch converted to GGUF lives beside its branch folder as ``<branch>.<TYPE>.gguf`` with a
+``<branch>.<TYPE>.gguf.json`` record (:class:`Conversion`) naming the source repo, branch and commit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from app.catalog.model import Variant
 from app.hub import manifest, split
@@ -66,3 +74,94 @@ def install_state(models_dir: Path, variant: Variant) -> InstallState:
         return InstallState.INSTALLED
     names = {*variant.files, *targets}
     return InstallState.PARTIAL if _any_bytes(folder, names) else InstallState.NOT_INSTALLED
+
+
+# -- GPTQ branches converted to GGUF ------------------------------------------------
+CONVERSION_RECORD_SUFFIX = ".json"
+CONVERSION_RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A GGUF that Hearth converted from a GPTQ branch, as its JSON record beside the file says."""
+
+    path: Path
+    out_type: str
+    size: int
+    repo: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    variant_id: str | None = None
+    template: str | None = None
+    source_folder: str = ""
+    gptq: str = ""
+
+    @property
+    def type_label(self) -> str:
+        """``Q4_K_M``, ``Q8_0``, ``F16``."""
+        return self.out_type.upper()
+
+    @property
+    def detail(self) -> str:
+        """``Q4_K_M · converted from GPTQ main``: the source in a few words."""
+        branch = self.branch or Path(self.source_folder).name or "branch"
+        return f"{self.type_label} · converted from GPTQ {branch}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = self.path.name
+        return {"version": CONVERSION_RECORD_VERSION, "kind": "hearth-gptq-conversion", **data}
+
+
+def conversion_record_path(gguf_path: Path) -> Path:
+    return gguf_path.with_name(gguf_path.name + CONVERSION_RECORD_SUFFIX)
+
+
+def converted_output(branch_folder: Path, out_type: str) -> Path:
+    """Where a branch's conversion goes: beside (not inside) the branch folder, ``<branch>.<TYPE>.gguf``."""
+    return branch_folder.with_name(f"{branch_folder.name}.{out_type.upper()}.gguf")
+
+
+def write_conversion(conversion: Conversion) -> Path:
+    """Write the record beside the GGUF (atomically); return its path."""
+    record = conversion_record_path(conversion.path)
+    tmp = record.with_name(record.name + ".tmp")
+    tmp.write_text(json.dumps(conversion.to_json(), indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, record)
+    return record
+
+
+def read_conversion(gguf_path: Path) -> Conversion | None:
+    """The record of a converted GGUF, or None when there is none or the file is not the one recorded."""
+    try:
+        data = json.loads(conversion_record_path(gguf_path).read_text(encoding="utf-8"))
+        size = gguf_path.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != "hearth-gptq-conversion" or data.get("size") != size:
+        return None
+    text = {k: data.get(k) if isinstance(data.get(k), str) else None
+            for k in ("repo", "branch", "commit", "variant_id", "template")}
+    return Conversion(path=gguf_path, out_type=str(data.get("out_type") or ""), size=size,
+                      source_folder=str(data.get("source_folder") or ""), gptq=str(data.get("gptq") or ""),
+                      **text)
+
+
+def converted_model(models_dir: Path, variant: Variant) -> Conversion | None:
+    """The newest complete conversion of a GPTQ variant's branch (any output type), if there is one."""
+    if variant.format != "gptq":
+        return None
+    folder = variant_dir(models_dir, variant.repo, variant.revision)
+    found = []
+    with contextlib.suppress(OSError):
+        for path in folder.parent.glob(f"{folder.name}.*.gguf"):
+            conversion = read_conversion(path)
+            if conversion is not None and conversion.repo == variant.repo and conversion.branch == variant.revision \
+                    and path == converted_output(folder, conversion.out_type):
+                found.append((path.stat().st_mtime_ns, conversion))
+    return max(found, key=lambda item: item[0])[1] if found else None
+
+
+def converted_path(models_dir: Path, variant: Variant) -> Path | None:
+    conversion = converted_model(models_dir, variant)
+    return conversion.path if conversion else None

@@ -1,31 +1,43 @@
-"""``hearth convert``: turn a downloaded GPTQ branch folder into a GGUF file llama.cpp can load."""
+"""``hearth convert``: turn a GPTQ branch (a folder, or fetched from the Hub first) into a GGUF llama.cpp loads."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.convert import OUTPUT_TYPES, ConvertProgress, convert_branch
+from app.cli.download_cmd import ProgressBar
+from app.convert import OUTPUT_TYPES, ConvertProgress
+from app.convert.sources import ConvertSource, convert_source, download_source, resolve_source
+from app.errors import HearthError
+from app.hub.errors import DownloadStopped
+from app.hub.transfer import Control
+from app.paths import app_dirs
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a GPTQ branch folder to GGUF",
-        description="Dequantise the GPTQ branch in PATH and write a GGUF for llama.cpp: Q8_0 directly, or "
-        "F16 requantised by llama.cpp to the K-quant nearest the GPTQ bits (Q4_K_M for 4-bit, Q3_K_M for "
-        "3-bit, Q8_0 for 8-bit) unless --type says otherwise.",
+        help="convert a GPTQ branch (a folder, a Hub branch or a catalogue variant) to GGUF",
+        description="Dequantise a GPTQ branch and write a GGUF for llama.cpp: Q8_0 directly, or F16 "
+        "requantised by llama.cpp to the K-quant nearest the GPTQ bits (Q4_K_M for 4-bit, Q3_K_M for "
+        "3-bit, Q8_0 for 8-bit) unless --type says otherwise. A Hub branch is downloaded first (verified, "
+        "resumable: run the same command again after an interruption). The GGUF goes beside the branch "
+        "folder as <branch>.<TYPE>.gguf, with a <branch>.<TYPE>.gguf.json record of its source.",
     )
-    parser.add_argument("path", metavar="PATH", type=Path, help="the folder of a downloaded GPTQ branch")
+    parser.add_argument("target", metavar="PATH|REPO:BRANCH",
+                        help="the folder of a downloaded GPTQ branch, OWNER/NAME:BRANCH on the Hub, or a "
+                        "catalogue GPTQ variant such as mistral-7b-openorca:gptq:main")
     parser.add_argument("--out", metavar="FILE", type=Path,
-                        help="the GGUF to write (default: <branch>.<TYPE>.gguf beside PATH)")
+                        help="the GGUF to write (default: <branch>.<TYPE>.gguf beside the branch folder)")
     parser.add_argument("--type", choices=OUTPUT_TYPES, dest="out_type", help="output type (default: by GPTQ bits)")
     parser.add_argument("--template", metavar="ID",
                         help="embed this catalogue prompt template (chatml, llama-2-chat, ...) as the chat "
-                        "template (default: the branch's tokenizer_config.json template, if any)")
+                        "template (default: the catalogue model's for a catalogue branch, else the branch's "
+                        "tokenizer_config.json template, if any)")
     parser.set_defaults(func=run)
 
 
@@ -63,11 +75,43 @@ class ProgressLine:
             self.stream.flush()
 
 
+def _download(source: ConvertSource) -> int | None:
+    """Fetch the branch with the download progress bar; an exit status when it stopped early."""
+    assert source.request is not None
+    print(f"Fetching {source.title or source.request.label} ({source.request.repo}:{source.request.revision})…",
+          file=sys.stderr)
+    control = Control()
+    bar = ProgressBar(0)
+
+    def on_total(total: int) -> None:
+        bar.total = total
+
+    previous = signal.signal(signal.SIGINT, lambda *_: control.pause())
+    try:
+        download_source(source, app_dirs().models, control, bar.add, bar.set_phase, on_total)
+        bar.phase = "verified"
+    except DownloadStopped:
+        print("\nhearth: download paused; run the same command again to resume", file=sys.stderr)
+        return 130
+    except HearthError:
+        bar.stream.write("\n")
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    source = resolve_source(args.target, app_dirs().models)
+    if source.request is not None:
+        stopped = _download(source)
+        if stopped is not None:
+            return stopped
     line = ProgressLine(sys.stderr)
     try:
-        out = convert_branch(args.path, args.out, args.out_type, args.template, progress=line)
+        conversion = convert_source(source, args.out, args.out_type, args.template, progress=line)
     finally:
         line.close()
-    print(out)
+    print(conversion.path)
     return 0

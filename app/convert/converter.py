@@ -14,8 +14,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from app.catalog.installed import converted_output
 from app.convert.checkpoint import GptqBranch, Hyperparameters, PlannedTensor
 from app.convert.errors import ConversionCancelled, ConvertError
+from app.convert.gptq import GptqSettings, read_json, read_settings
 from app.convert.requantize import requantize, wait_for_removal
 from app.convert.vocabulary import load_vocabulary
 
@@ -42,7 +44,15 @@ ProgressCallback = Callable[[ConvertProgress], None]
 
 def default_output(folder: Path, out_type: str) -> Path:
     """Beside the branch folder: ``<branch>.<TYPE>.gguf`` (inside it, the file would count as branch content)."""
-    return folder.with_name(f"{folder.name}.{out_type.upper()}.gguf")
+    return converted_output(folder, out_type)
+
+
+def gptq_settings(folder: Path) -> GptqSettings:
+    """The branch's GPTQ settings (bits, groups, act order), read from its config files alone."""
+    config_path = Path(folder) / "config.json"
+    if not config_path.is_file():
+        raise ConvertError(f"{folder} has no config.json; pass the folder of a downloaded GPTQ branch")
+    return read_settings(Path(folder), read_json(config_path))
 
 
 def resolve_template(template: str | None) -> str | None:

@@ -40,7 +40,7 @@ class GptqSettings:
         return f"{self.bits}-bit GPTQ, {group}{order}"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -57,7 +57,7 @@ def read_settings(folder: Path, config: dict[str, Any]) -> GptqSettings:
     raw = config.get("quantization_config")
     quantize_config = folder / "quantize_config.json"
     if not isinstance(raw, dict) and quantize_config.is_file():
-        raw = _read_json(quantize_config)
+        raw = read_json(quantize_config)
         raw.setdefault("quant_method", "gptq")
     if not isinstance(raw, dict):
         raise ConvertError(f"{folder} is not a GPTQ branch: config.json has no quantization_config and there "

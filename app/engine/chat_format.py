@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from app.catalog.installed import variant_files
+from app.catalog.installed import read_conversion, variant_files
 from app.catalog.model import Catalog, Model, Variant
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.templates import Message, PromptTemplate, TemplateError
@@ -59,8 +59,16 @@ class ChatFormat:
 
 
 def match_catalogue(path: Path, catalog: Catalog, models_dir: Path | None = None) -> tuple[Model, Variant] | None:
-    """The catalogue variant a local file belongs to: by its place in the models folder,
-    else by its exact file name (a file imported from elsewhere keeps TheBloke's name)."""
+    """The catalogue variant a local file belongs to: by its conversion record (a GGUF converted
+    from a catalogue GPTQ branch gives that branch), by its place in the models folder, else by
+    its exact file name (a file imported from elsewhere keeps TheBloke's name)."""
+    conversion = read_conversion(path)
+    if conversion is not None:
+        source = (conversion.repo, conversion.branch)
+        for model, variant in catalog.variants():
+            if variant.id == conversion.variant_id or (
+                    variant.format == "gptq" and (variant.repo, variant.revision) == source):
+                return model, variant
     models_dir = models_dir or app_dirs().models
     resolved = path.resolve()
     by_name = None

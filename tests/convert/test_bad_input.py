@@ -132,7 +132,7 @@ def test_cli_converts_and_reports_errors_in_one_line(branch, capsys) -> None:
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out)
     assert "converting: 100.0%" in captured.err
-    assert out.is_file() and outputs(branch.parent) == ["cli.gguf"]
+    assert out.is_file() and outputs(branch.parent) == ["cli.gguf", "cli.gguf.json"]
 
     assert main(["convert", str(branch.parent / "nowhere")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

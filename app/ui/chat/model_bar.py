@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.catalog import Catalog
-from app.catalog.installed import InstallState, install_state
+from app.catalog.installed import InstallState, install_state, read_conversion
 from app.catalog.starter import starter_path, starter_variant
 from app.engine.chat_format import match_catalogue
 from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
@@ -38,7 +38,10 @@ class InstalledModel:
 
 
 def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]:
-    """The starter model first (when installed), then every other complete GGUF, by name."""
+    """The starter model first (when installed), then every other complete GGUF, by name.
+
+    A GGUF converted from a GPTQ branch shows its catalogue model's name and "converted from GPTQ <branch>".
+    """
     found: list[InstalledModel] = []
     seen: set[Path] = set()
     starter = catalog.starter()
@@ -54,7 +57,11 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
             if path.resolve() in seen or not path.is_file():
                 continue
             matched = match_catalogue(path, catalog, models_dir)
-            if matched is not None:
+            conversion = read_conversion(path)
+            if conversion is not None:
+                name = matched[0].name if matched is not None else path.name.removesuffix(".gguf")
+                others.append(InstalledModel(path, name, conversion.detail))
+            elif matched is not None:
                 model, variant = matched
                 others.append(InstalledModel(path, model.name, variant.quant or variant.label))
             else:
