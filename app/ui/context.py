@@ -17,6 +17,7 @@ class AppEvents(QObject):
     Signals:
         navigate(str): show the page with this key ("chat", "catalog", "downloads", "settings").
         download_requested(str): a catalogue variant id the user asked to download.
+        convert_requested(str): a catalogue GPTQ variant id to download and convert for llama.cpp.
         installed_changed(): files in the models folder changed; refresh install states.
         chat_requested(str): path of a local model file the user wants to chat with.
         status_message(str): a short message for the window's status bar.
@@ -24,6 +25,7 @@ class AppEvents(QObject):
 
     navigate = Signal(str)
     download_requested = Signal(str)
+    convert_requested = Signal(str)
     installed_changed = Signal()
     chat_requested = Signal(str)
     status_message = Signal(str)

@@ -6,9 +6,33 @@ from html import escape
 
 from app.catalog import Model, Variant
 from app.catalog.fit import FitReport
-from app.catalog.installed import InstallState
+from app.catalog.installed import Conversion, InstallState
 from app.cli.table import human_size
 from app.ui.theme import Theme
+
+# Bits per weight of the GGUF Hearth writes by default for each GPTQ bit width (llama.cpp's figures).
+_CONVERTED_BITS_PER_WEIGHT = {2: ("Q3_K_M", 3.95), 3: ("Q3_K_M", 3.95), 4: ("Q4_K_M", 4.9), 8: ("Q8_0", 8.5)}
+GPTQ_LOADER = ("As it is: GPU loaders only (ExLlama, AutoGPTQ, Transformers). Converted by Hearth: llama.cpp "
+               "(built into Hearth), CPU with GPU offload where available.")
+
+
+def conversion_callout(model: Model, variant: Variant, alternative: Variant | None) -> str:
+    """What "Download and convert for llama.cpp" does for this branch, with the disk it needs."""
+    quant, bits_per_weight = _CONVERTED_BITS_PER_WEIGHT.get(variant.bits, ("Q4_K_M", 4.9))
+    result = int(model.parameters * bits_per_weight / 8)
+    scratch = model.parameters * 2
+    alt = (
+        f" Or run <b>{escape(alternative.label)}</b> ({human_size(alternative.size_bytes)}), "
+        "already converted by its publisher." if alternative else ""
+    )
+    return (
+        "llama.cpp cannot load GPTQ as it is, but Hearth can convert this branch into a GGUF on your "
+        "machine: <b>Download and convert for llama.cpp</b> downloads the branch "
+        f"({human_size(variant.size_bytes)}), then writes a {quant} GGUF beside it (about "
+        f"{human_size(result)}; a temporary F16 copy of about {human_size(scratch)} is needed while "
+        f"converting).{alt}"
+    )
+
 
 # What each GPTQ column means, in the words of TheBloke's model cards, shortened.
 GPTQ_EXPLANATIONS = {
@@ -51,6 +75,7 @@ def variant_details_html(
     state: InstallState,
     theme: Theme,
     alternative: Variant | None = None,
+    conversion: Conversion | None = None,
 ) -> str:
     """HTML for QTextBrowser (Qt's rich-text subset: tables, spans, pre)."""
     parts = [
@@ -62,16 +87,15 @@ def variant_details_html(
     if model.description:
         parts.append(f"<p>{escape(model.description)}</p>")
     parts.append(f"<h3>{escape(variant.label)}</h3>")
-    if not variant.runnable:
-        alt = (
-            f" Run <b>{escape(alternative.label)}</b> ({human_size(alternative.size_bytes)}) instead."
-            if alternative else ""
-        )
+    if conversion is not None:
+        commit = f", commit <code>{escape(conversion.commit[:12])}</code>" if conversion.commit else ""
         parts.append(_callout(
-            "llama.cpp cannot load GPTQ as it is. You can download this branch for GPU loaders "
-            f"(ExLlama, AutoGPTQ), but Hearth cannot chat with it yet.{alt}",
-            theme.text, theme.warn_soft,
+            f"<b>Converted for llama.cpp</b> on this machine: a {escape(conversion.type_label)} GGUF "
+            f"({human_size(conversion.size)}) made from this branch{commit}. Chat with it like any GGUF.",
+            theme.text, theme.accent_soft,
         ))
+    elif not variant.runnable:
+        parts.append(_callout(conversion_callout(model, variant, alternative), theme.text, theme.warn_soft))
     if not variant.verified:
         parts.append(_callout(
             escape(variant.repo_note or "This repository has not been confirmed on the Hub yet."),
@@ -106,11 +130,15 @@ def variant_details_html(
     rows.append(_row("Size", human_size(variant.size_bytes), theme=theme))
     if variant.description:
         rows.append(_row("Notes", escape(variant.description), theme=theme))
-    rows.append(_row("Status", escape(state.value.capitalize()), theme=theme))
+    status = f"Converted ({conversion.type_label})" if conversion else state.value.capitalize()
+    rows.append(_row("Status", escape(status), theme=theme))
+    if conversion is not None:
+        rows.append(_row("Converted file", f"<code>{escape(str(conversion.path))}</code>", theme=theme))
     parts.append("<table cellspacing='0'>" + "".join(rows) + "</table>")
 
     parts.append("<h3>What it needs</h3>")
-    need_rows = [_row("Loader", escape(variant.loader), theme=theme)]
+    loader = GPTQ_LOADER if variant.format == "gptq" else variant.loader
+    need_rows = [_row("Loader", escape(loader), theme=theme)]
     if fit:
         colour = {"GOOD": theme.good, "TIGHT": theme.warn, "NO": theme.bad}[fit.fit.name]
         need_rows.append(_row("Memory", f"<span style='color:{colour}'><b>{escape(fit.fit.value)}</b></span> · "

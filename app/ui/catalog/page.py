@@ -36,7 +36,7 @@ FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (GPU load
 
 
 COLUMN_WIDTHS = {Column.FORMAT: 72, Column.QUANT: 160, Column.BITS: 48, Column.GROUP: 64,
-                 Column.SIZE: 92, Column.FIT: 82, Column.STATUS: 84}
+                 Column.SIZE: 92, Column.FIT: 82, Column.STATUS: 132}
 
 
 class HardwareProbe(QObject):
@@ -103,6 +103,9 @@ class CatalogPage(QWidget):
         self.details.setOpenExternalLinks(False)
         self.download_button = named(QPushButton("Download"), "Primary")
         self.chat_button = QPushButton("Chat with it")
+        self.convert_button = named(QPushButton("Download and convert for llama.cpp"), "Primary")
+        self.convert_button.setToolTip("Download this GPTQ branch, then convert it on this machine into a "
+                                       "GGUF that llama.cpp (built into Hearth) runs")
         self.alternative_button = QPushButton("Show the GGUF to run instead")
         self.empty_label = named(
             QLabel("No variant matches these filters. Clear the search or widen the filters."), "Muted"
@@ -155,6 +158,10 @@ class CatalogPage(QWidget):
         buttons.addWidget(self.chat_button)
         buttons.addWidget(self.download_button)
         right_layout.addLayout(buttons)
+        convert_row = QHBoxLayout()
+        convert_row.addStretch(1)
+        convert_row.addWidget(self.convert_button)
+        right_layout.addLayout(convert_row)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
@@ -187,6 +194,7 @@ class CatalogPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.download_button.clicked.connect(self._download)
         self.chat_button.clicked.connect(self._chat)
+        self.convert_button.clicked.connect(self._convert)
         self.alternative_button.clicked.connect(self._show_alternative)
         self.context.theme.changed.connect(self._apply_theme)
         self.context.events.installed_changed.connect(self._installed_changed)
@@ -237,24 +245,29 @@ class CatalogPage(QWidget):
         if self._selected is None:
             self.details.setHtml(f"<p style='color:{theme.text_muted}'>Pick a variant to see what it is "
                                  "and what it needs.</p>")
-            for button in (self.download_button, self.chat_button, self.alternative_button):
+            for button in (self.download_button, self.chat_button, self.alternative_button, self.convert_button):
                 button.setEnabled(False)
             self.alternative_button.hide()
+            self.convert_button.hide()
             return
         model, variant = self._selected
         row = self.source.row_info(variant.id)
-        fit, state = row.fit, row.state
+        fit, state, conversion = row.fit, row.state, row.conversion
         alternative = None
         if variant.alternative:
             alternative = self.context.catalog.variant(variant.alternative)[1]
         scroll = self.details.verticalScrollBar().value()
-        self.details.setHtml(variant_details_html(model, variant, fit, state, theme, alternative))
+        self.details.setHtml(variant_details_html(model, variant, fit, state, theme, alternative, conversion))
         self.details.verticalScrollBar().setValue(scroll)
         installed = state is InstallState.INSTALLED
         self.download_button.setEnabled(not installed)
         self.download_button.setText("Installed" if installed else "Download")
-        self.chat_button.setVisible(variant.runnable)
-        self.chat_button.setEnabled(installed and variant.runnable)
+        gptq = variant.format == "gptq"
+        self.chat_button.setVisible(variant.runnable or conversion is not None)
+        self.chat_button.setEnabled((installed and variant.runnable) or conversion is not None)
+        self.convert_button.setVisible(gptq)
+        self.convert_button.setEnabled(gptq and conversion is None)
+        self.convert_button.setText("Converted for llama.cpp" if conversion else "Download and convert for llama.cpp")
         self.alternative_button.setVisible(alternative is not None)
         self.alternative_button.setEnabled(alternative is not None)
 
@@ -264,10 +277,18 @@ class CatalogPage(QWidget):
             self.context.events.download_requested.emit(variant.id)
             self.context.events.status_message.emit(f"Queued {variant.label} of {self._selected[0].name}")
 
+    def _convert(self) -> None:
+        if self._selected:
+            model, variant = self._selected
+            self.context.events.convert_requested.emit(variant.id)
+            self.context.events.status_message.emit(f"Queued {variant.label} of {model.name} for conversion")
+
     def _chat(self) -> None:
         if self._selected:
-            files = variant_files(self.context.dirs.models, self._selected[1])
-            self.context.events.chat_requested.emit(str(files[0]))
+            variant = self._selected[1]
+            conversion = self.source.row_info(variant.id).conversion
+            path = conversion.path if conversion else variant_files(self.context.dirs.models, variant)[0]
+            self.context.events.chat_requested.emit(str(path))
             self.context.events.navigate.emit("chat")
 
     def _show_alternative(self) -> None:

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
 from app.catalog import Catalog, Model, Variant
 from app.catalog.fit import Fit, FitReport, assess
 from app.catalog.hardware import Hardware
-from app.catalog.installed import InstallState, install_state
+from app.catalog.installed import Conversion, InstallState, converted_model, install_state
 from app.cli.table import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -63,6 +63,14 @@ class Row:
     variant: Variant
     fit: FitReport | None = None
     state: InstallState = InstallState.NOT_INSTALLED
+    conversion: Conversion | None = None
+
+    @property
+    def status(self) -> str:
+        """``Converted (Q4_K_M)`` for a converted GPTQ branch, else the install state; empty when not installed."""
+        if self.conversion is not None:
+            return f"Converted ({self.conversion.type_label})"
+        return "" if self.state is InstallState.NOT_INSTALLED else self.state.value.capitalize()
 
 
 class CatalogTableModel(QAbstractTableModel):
@@ -85,6 +93,7 @@ class CatalogTableModel(QAbstractTableModel):
     def refresh_install_states(self) -> None:
         for row in self._rows:
             row.state = install_state(self._models_dir, row.variant)
+            row.conversion = converted_model(self._models_dir, row.variant)
         self._column_changed(Column.STATUS)
 
     def _column_changed(self, column: Column) -> None:
@@ -165,7 +174,7 @@ class CatalogTableModel(QAbstractTableModel):
                 return row.fit.fit.value if row.fit else "checking…"
             case Column.STATUS:
                 # Not installed is the usual case: leave the cell quiet.
-                return "" if row.state is InstallState.NOT_INSTALLED else row.state.value.capitalize()
+                return row.status
         return ""
 
     def _sort_key(self, row: Row, column: Column) -> Any:
@@ -189,8 +198,10 @@ class CatalogTableModel(QAbstractTableModel):
         if column == Column.QUANT:
             return row.variant.label
         if column == Column.FORMAT and not row.variant.runnable:
-            return "llama.cpp cannot load GPTQ as it is: download only for now"
+            return "llama.cpp cannot load GPTQ as it is: Hearth converts the branch to GGUF on this machine"
         if column == Column.STATUS:
+            if row.conversion is not None:
+                return f"{row.status}: {row.conversion.path}"
             return row.state.value.capitalize()
         return None
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QLabel, QListView,
 from app.hub.plan import DownloadRequest, request_for_variant
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
 from app.ui.context import AppContext
+from app.ui.convert.panel import ConversionPanel
 from app.ui.downloads.delegate import DownloadDelegate
 from app.ui.downloads.hub_browser import HubBrowser
 from app.ui.downloads.model import DownloadListModel, chat_path
@@ -36,6 +37,7 @@ class DownloadsPage(QWidget):
                                    store=context.dirs.data / "downloads.json")
         self.model = DownloadListModel(self.queue, self)
         self.browser = HubBrowser(self, on_import=self.choose_import)
+        self.conversions = ConversionPanel(context, self.queue, self)
         self.delegate = DownloadDelegate(context.theme.theme, self)
         self.list = named(QListView(), "DownloadList")
         self.list.setModel(self.model)
@@ -57,6 +59,7 @@ class DownloadsPage(QWidget):
         heading.addWidget(self.subtitle)
         layout.addLayout(heading)
         layout.addWidget(self.browser)
+        layout.addWidget(self.conversions)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.empty_label, 1)
 
@@ -153,5 +156,6 @@ class DownloadsPage(QWidget):
 
     # -- closing ----------------------------------------------------------------
     def shutdown(self) -> None:
-        """Pause running downloads (their bytes stay on disk) so the window can close."""
+        """Stop conversions and pause running downloads (their bytes stay on disk) so the window can close."""
+        self.conversions.shutdown()
         self.queue.shutdown()

@@ -1,0 +1,168 @@
+"""Qt list model over the conversion jobs, in the download rows' roles so the same card delegate paints them."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
+
+from app.cli.table import human_size
+from app.convert.jobs import ConversionJob, ConversionQueue, ConversionState
+from app.hub.progress import format_speed
+from app.hub.queue import JobState
+from app.ui.downloads.model import AnyIndex, Role, detail_text
+
+REFRESH_MS = 500
+
+# How each conversion state is painted by the download card (colour of the bar) and which buttons it offers.
+CARD_STATE = {
+    ConversionState.DOWNLOADING: JobState.RUNNING, ConversionState.WAITING: JobState.QUEUED,
+    ConversionState.CONVERTING: JobState.RUNNING, ConversionState.REQUANTIZING: JobState.RUNNING,
+    ConversionState.DONE: JobState.DONE, ConversionState.FAILED: JobState.FAILED,
+    ConversionState.CANCELLED: JobState.CANCELLED,
+}
+ACTIONS: dict[ConversionState, tuple[str, ...]] = {
+    ConversionState.DOWNLOADING: ("cancel",), ConversionState.WAITING: ("cancel",),
+    ConversionState.CONVERTING: ("cancel",), ConversionState.REQUANTIZING: ("cancel",),
+    ConversionState.DONE: ("remove", "folder", "chat"), ConversionState.FAILED: ("remove", "retry"),
+    ConversionState.CANCELLED: ("remove", "retry"),
+}
+
+
+def stage_text(job: ConversionJob) -> str:
+    """The row's second line: which stage, how far, and what happens next."""
+    target = (job.out_type or "GGUF").upper()
+    match job.state:
+        case ConversionState.DOWNLOADING:
+            download = job.download
+            if download is not None and download.state is JobState.PAUSED:
+                return "Step 1 of 2: download paused; resume it below, then it converts"
+            text = detail_text(download) if download is not None else ""
+            return f"Step 1 of 2: downloading the branch · {text}"
+        case ConversionState.WAITING:
+            return "Step 2 of 2: waiting for another conversion to finish"
+        case ConversionState.CONVERTING:
+            percent = 100 * job.done_bytes / job.total_bytes if job.total_bytes else 0.0
+            return (f"Step 2 of 2: converting to {target} · {percent:.0f}% of "
+                    f"{human_size(job.total_bytes)} read · {format_speed(job.rate)}")
+        case ConversionState.REQUANTIZING:
+            return f"Step 2 of 2: llama.cpp is requantising to {target}…"
+        case ConversionState.DONE:
+            size = human_size(job.result.size) if job.result else ""
+            return f"Converted for llama.cpp · {target} · {size} · ready to chat"
+        case ConversionState.FAILED:
+            return f"Conversion failed: {job.error}"
+        case ConversionState.CANCELLED:
+            return "Cancelled: no converted file was left behind"
+    return ""
+
+
+class _Bridge(QObject):
+    """Carries job events from worker threads to the GUI thread.
+
+    Signals:
+        changed(int): the job with this id changed state (or was added or removed).
+    """
+
+    changed = Signal(int)
+
+
+class ConversionListModel(QAbstractListModel):
+    """One row per conversion job; rows change on the GUI thread, progress is re-read every 500 ms.
+
+    Signals:
+        finished(object): a ConversionJob has just converted its branch.
+        failed(object): a ConversionJob has just failed (its ``error`` says why).
+    """
+
+    finished = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, queue: ConversionQueue, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self._jobs: list[ConversionJob] = []
+        self._states: dict[int, ConversionState] = {}
+        self._bridge = _Bridge(self)
+        self._bridge.changed.connect(self._sync)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._tick)
+        queue.subscribe(self._on_event)
+        self.destroyed.connect(lambda *_: queue.unsubscribe(self._on_event))
+        self._sync()
+
+    def _on_event(self, job: ConversionJob) -> None:
+        with contextlib.suppress(RuntimeError):  # the model is gone (window closing)
+            self._bridge.changed.emit(job.id)
+
+    def _sync(self, _job_id: int = 0) -> None:
+        current = self.queue.jobs()
+        ids = {j.id for j in current}
+        for row in reversed(range(len(self._jobs))):
+            if self._jobs[row].id not in ids:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                self._states.pop(self._jobs[row].id, None)
+                del self._jobs[row]
+                self.endRemoveRows()
+        known = {j.id for j in self._jobs}
+        for job in current:
+            if job.id not in known:
+                self.beginInsertRows(QModelIndex(), len(self._jobs), len(self._jobs))
+                self._jobs.append(job)
+                self.endInsertRows()
+        for row, job in enumerate(self._jobs):
+            before = self._states.get(job.id)
+            if before is not job.state:
+                self._states[job.id] = job.state
+                self.dataChanged.emit(self.index(row), self.index(row))
+                if job.state is ConversionState.DONE:
+                    self.finished.emit(job)
+                elif job.state is ConversionState.FAILED:
+                    self.failed.emit(job)
+        if any(j.state.active for j in self._jobs):
+            if not self._timer.isActive():
+                self._timer.start()
+        else:
+            self._timer.stop()
+
+    def _tick(self) -> None:
+        """One dataChanged for all rows, twice a second, whatever the progress rate."""
+        if self._jobs:
+            self.dataChanged.emit(self.index(0), self.index(len(self._jobs) - 1),
+                                  [Role.FRACTION, Role.DETAIL])
+
+    def job_at(self, row: int) -> ConversionJob:
+        return self._jobs[row]
+
+    def row_of(self, job_id: int) -> int:
+        return next((i for i, j in enumerate(self._jobs) if j.id == job_id), -1)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._jobs)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._jobs)) or index.column() != 0:
+            return None
+        job = self._jobs[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"Convert for llama.cpp: {job.title}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [job.title, stage_text(job)]
+            if job.result is not None:
+                lines.append(str(job.result.path))
+            return "\n".join(lines)
+        if role == Role.JOB:
+            return job
+        if role == Role.JOB_ID:
+            return job.id
+        if role == Role.STATE:
+            return CARD_STATE[job.state].value
+        if role == Role.FRACTION:
+            return job.fraction
+        if role == Role.DETAIL:
+            return stage_text(job)
+        if role == Role.ACTIONS:
+            return list(ACTIONS[job.state])
+        return None
