@@ -5,8 +5,10 @@
 The loopback Hub (tests/hub/hub_server.py) runs in its own process and serves a generated file
 from a temporary folder (deleted afterwards; nothing goes into git). curl and Hearth download
 the same URL in the same run. Hearth's time covers the HEAD request, the transfer, the sha256
-computed while writing, and the rename; it excludes Python's start-up. Then ``hearth download``
-is killed with SIGKILL at 50% and run again; the server's byte count gives what was fetched twice.
+computed while writing, and the rename; it excludes Python's start-up. Every timed download starts
+after ``os.sync()`` with the previous outputs deleted, and the order alternates between rounds. Then
+``hearth download`` is killed with SIGKILL at 50% and run again; the server's byte count gives what
+was fetched twice. The load average is printed: other work on the machine moves the figures a lot.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def time_curl_verified(url: str, dest: Path) -> float:
 def kill_at_half(env: dict[str, str], endpoint: str, dest: Path, size: int) -> tuple[int, int, int]:
     """(bytes on disk at the kill, bytes served before it, bytes served by the second run)."""
     shutil.rmtree(dest, ignore_errors=True)
+    os.sync()
     stats(endpoint, reset=True)
     part = dest / f"{NAME}.partial"
     cmd = [sys.executable, "-m", "app", "download", REPO, "--include", NAME, "--dest", str(dest)]
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--tmp", help="folder for the served file and the downloads (default: the system temp)")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hearth-bench-", dir=args.tmp) as tmp_name:
         tmp = Path(tmp_name)
         source = tmp / "served" / NAME
@@ -130,10 +134,17 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "app", "download", "--list", REPO], env=env, cwd=ROOT,
                            check=True, stdout=subprocess.DEVNULL)  # the server hashes the file once
             curl, curl_sha, hearth = [], [], []
-            for _ in range(args.runs):
-                curl.append(time_curl(url, tmp / "curl.out"))
-                curl_sha.append(time_curl_verified(url, tmp / "curl.out"))
-                hearth.append(time_hearth(env, tmp / "hearth"))
+            for run in range(args.runs):
+                # Each download starts with no dirty pages left by the one before (os.sync, untimed),
+                # and the order alternates, so neither tool always runs behind the other's writeback.
+                order = [(curl, lambda: time_curl(url, tmp / "curl.out")),
+                         (curl_sha, lambda: time_curl_verified(url, tmp / "curl.out")),
+                         (hearth, lambda: time_hearth(env, tmp / "hearth"))]
+                for times, timed in order if run % 2 == 0 else order[::-1]:
+                    (tmp / "curl.out").unlink(missing_ok=True)
+                    shutil.rmtree(tmp / "hearth", ignore_errors=True)
+                    os.sync()
+                    times.append(timed())
             on_disk, first, second = kill_at_half(env, endpoint, tmp / "killed", size)
         finally:
             server.terminate()
@@ -141,7 +152,9 @@ def main() -> None:
     mb = size / 1e6
     c, h = statistics.median(curl), statistics.median(hearth)
     refetched = first + second - size
-    print(f"file: {args.size_mb} MiB ({size} bytes), {args.runs} runs each, median")
+    load_after = os.getloadavg()
+    print(f"file: {args.size_mb} MiB ({size} bytes), {args.runs} runs each, median; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({os.cpu_count()} CPUs)")
     print(f"curl:   {c:.2f} s  {mb / c:.0f} MB/s   (runs: {', '.join(f'{t:.2f}' for t in curl)})")
     cs = statistics.median(curl_sha)
     print(f"curl | tee | sha256sum: {cs:.2f} s  {mb / cs:.0f} MB/s   (runs: {', '.join(f'{t:.2f}' for t in curl_sha)})")

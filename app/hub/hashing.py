@@ -137,26 +137,33 @@ class BackgroundHash:
     """Feeds a running hash on its own thread, so hashing overlaps receiving and writing.
 
     The receiver takes a buffer with :meth:`buffer`, fills and writes it, then hands it over with
-    :meth:`submit`; once hashed, the buffer goes back to the pool (no copies, and the pool's size
-    bounds how far hashing may lag). OpenSSL (through ctypes) and hashlib release the GIL while
-    hashing. :attr:`snapshot` is the latest ``(offset, state)`` pair the hash thread reached, safe
-    to save for a resume.
+    :meth:`submit`; once hashed, the buffer goes back to the pool (no copies). The pool grows to
+    ``buffers`` only while hashing lags (the bytes are on disk already, so a lag loses nothing on a
+    kill); then the receiver waits, while the kernel's socket buffers fill. OpenSSL (through ctypes)
+    and hashlib release the GIL while hashing. :attr:`snapshot` is the latest ``(offset, state)``
+    pair the hash thread reached, safe to save for a resume.
     """
 
-    def __init__(self, digest: RunningHash, offset: int, buffers: int = 3, buffer_bytes: int = 4 << 20) -> None:
+    def __init__(self, digest: RunningHash, offset: int, buffers: int = 8, buffer_bytes: int = 4 << 20) -> None:
         self.digest = digest
         self.snapshot: tuple[int, bytes | None] = (offset, digest.state())
         self._offset = offset
         self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(buffers):
-            self._free.put(bytearray(buffer_bytes))
+        self._unmade = buffers  # buffers are made only when none is free
+        self._buffer_bytes = buffer_bytes
         self._queue: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="hash", daemon=True)
         self._thread.start()
 
     def buffer(self) -> bytearray:
-        """A free buffer to receive into (waits while all of them are still being hashed)."""
-        return self._free.get()
+        """A free buffer to receive into (waits only while all of them are still being hashed)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            if self._unmade <= 0:
+                return self._free.get()
+        self._unmade -= 1
+        return bytearray(self._buffer_bytes)
 
     def submit(self, buffer: bytearray, length: int) -> None:
         """Hash ``buffer[:length]`` next; the buffer returns to the pool afterwards."""

@@ -2,8 +2,11 @@
 
 Bytes go to ``NAME.partial``; ``NAME.partial.json`` holds the offset and the running hash state,
 saved every few MB. On restart the hash is restored (or rebuilt once from the partial file) and a
-``Range`` request asks only for the bytes not on disk. The finished file is checked against the
-Hub's sha256 (LFS) or git blob id, renamed into place and recorded in the folder's manifest.
+``Range`` request asks only for the bytes not on disk. The body is received straight into a few
+large reused buffers (:mod:`app.hub.receive`), each read written at once with ``os.write`` (a kill
+loses nothing that reached the process) and hashed on a thread of its own without a copy. The
+finished file is checked against the Hub's sha256 (LFS) or git blob id, renamed into place and
+recorded in the folder's manifest.
 """
 
 from __future__ import annotations
@@ -153,7 +156,8 @@ class _Resume:
 
     def start_hashing(self) -> None:
         """From here on, chunks are hashed on a thread of their own (see :class:`BackgroundHash`)."""
-        self.hasher = BackgroundHash(self.digest, self.offset, buffer_bytes=BUFFER_BYTES)
+        size = max(min(BUFFER_BYTES, self.file.size - self.offset), 64 * 1024)  # small files, small buffers
+        self.hasher = BackgroundHash(self.digest, self.offset, buffer_bytes=size)
 
     def stop_hashing(self) -> None:
         if self.hasher is not None:
