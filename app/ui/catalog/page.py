@@ -32,7 +32,7 @@ from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, Theme, icon, named
 SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to 8 GB", 8),
                ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
 BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 5), ("6-bit", 6), ("8-bit", 8))
-FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (GPU loaders)", "gptq"))
+FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert for llama.cpp)", "gptq"))
 
 
 COLUMN_WIDTHS = {Column.FORMAT: 72, Column.QUANT: 160, Column.BITS: 48, Column.GROUP: 64,
