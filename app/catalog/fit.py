@@ -40,16 +40,23 @@ def assess(variant: Variant, hw: Hardware) -> FitReport:
     need = memory_needed(variant)
     need_gb = f"{need / GB:.1f} GB"
     if variant.format == "gptq":
-        # GPTQ loaders run on the GPU alone.
-        if not hw.gpus:
-            return FitReport(Fit.NO, need, f"needs a GPU with {need_gb}; none found")
-        if need <= hw.vram_free:
+        # GPTQ loaders run on the GPU alone; converted to GGUF (about the same size at the
+        # nearest K-quant) it runs in llama.cpp like any GGUF.
+        if hw.gpus and not hw.unified_memory and need <= hw.vram_free:
             return FitReport(Fit.GOOD, need, f"needs {need_gb} of VRAM; {hw.vram_free / GB:.1f} GB free")
-        if need <= hw.vram_total:
-            return FitReport(Fit.TIGHT, need, f"needs {need_gb} of VRAM; close other GPU programs")
-        return FitReport(Fit.NO, need, f"needs {need_gb} of VRAM; the GPU has {hw.vram_total / GB:.1f} GB")
+        converted = _ram_fit(need, hw)
+        if converted.fit is not Fit.NO:
+            where = "no GPU found" if not hw.gpus else f"the GPU has {hw.vram_free / GB:.1f} GB free"
+            return FitReport(converted.fit, need, f"{converted.reason} after converting for llama.cpp ({where})")
+        return converted
     if hw.gpus and not hw.unified_memory and need <= hw.vram_free:
         return FitReport(Fit.GOOD, need, f"{need_gb}: runs entirely on the GPU")
+    return _ram_fit(need, hw)
+
+
+def _ram_fit(need: int, hw: Hardware) -> FitReport:
+    """Judge a llama.cpp load: in RAM, or split across RAM and the GPU."""
+    need_gb = f"{need / GB:.1f} GB"
     if need <= hw.ram_total * 0.75:
         return FitReport(Fit.GOOD, need, f"{need_gb}: fits in RAM")
     if need <= hw.ram_total + (0 if hw.unified_memory else hw.vram_total):

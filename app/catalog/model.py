@@ -70,8 +70,8 @@ class Variant:
         if self.format == "gguf":
             return "llama.cpp (built into Hearth): CPU, with GPU offload where available"
         return (
-            "GPU loaders only (ExLlama, AutoGPTQ, Transformers). llama.cpp cannot load GPTQ "
-            "as it is, so Hearth can download this branch but not chat with it yet."
+            "GPU loaders (ExLlama, AutoGPTQ, Transformers) as it is. llama.cpp cannot load GPTQ "
+            "directly: Hearth converts the branch to GGUF on this machine, then chats with it."
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.catalog.installed import InstallState, install_state, variant_files
+from app.catalog.installed import InstallState, converted_path, install_state, variant_files
 from app.catalog.model import Catalog
 from app.errors import HearthError
 from app.paths import app_dirs
 
 
 def resolve_model_path(model: str, catalog: Catalog, models_dir: Path | None = None) -> Path:
-    """A ``.gguf`` path as given, or the first installed GGUF variant of a catalogue model."""
+    """A ``.gguf`` path as given, or the first installed GGUF variant of a catalogue model,
+    or else a GGUF converted from one of its GPTQ branches."""
     candidate = Path(model).expanduser()
     if model.endswith(".gguf") or candidate.exists():
         if not candidate.is_file():
@@ -26,5 +27,9 @@ def resolve_model_path(model: str, catalog: Catalog, models_dir: Path | None = N
     for variant in entry.variants:
         if variant.runnable and install_state(models_dir, variant) is InstallState.INSTALLED:
             return variant_files(models_dir, variant)[0]
+    for variant in entry.variants:
+        converted = converted_path(models_dir, variant)
+        if converted is not None:
+            return converted
     hint = " (run `hearth starter`)" if entry.starter else " (download it from the Catalogue page)"
     raise HearthError(f"{entry.name} has no GGUF file installed{hint}")

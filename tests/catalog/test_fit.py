@@ -39,6 +39,9 @@ def test_verdicts() -> None:
     assert assess(q4, describe("ram=4GB")).fit is Fit.NO
     assert assess(q4, describe("ram=4GB,vram=8GB")).fit is Fit.GOOD
     assert "runs entirely on the GPU" in assess(q4, describe("ram=4GB,vram=8GB")).reason
+    # No GPU: a GPTQ branch still runs once Hearth converts it to GGUF for llama.cpp.
     no_gpu = assess(gptq, describe("ram=64GB"))
-    assert no_gpu.fit is Fit.NO and "needs a GPU" in no_gpu.reason
-    assert assess(gptq, describe("ram=8GB,vram=24GB")).fit is Fit.GOOD
+    assert no_gpu.fit is Fit.GOOD and "after converting for llama.cpp (no GPU found)" in no_gpu.reason
+    assert assess(gptq, describe("ram=2GB")).fit is Fit.NO
+    on_gpu = assess(gptq, describe("ram=8GB,vram=24GB"))
+    assert on_gpu.fit is Fit.GOOD and "of VRAM" in on_gpu.reason

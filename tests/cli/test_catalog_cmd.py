@@ -61,15 +61,16 @@ def test_format_filter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hardware", "expect_70b_q2", "expect_gptq"),
-    [("ram=8GB", False, False), ("ram=64GB", True, False), ("ram=16GB,vram=48GB", True, True)],
+    ("hardware", "expect_70b_q2", "expect_70b_gptq"),
+    [("ram=8GB", False, False), ("ram=16GB", False, False), ("ram=64GB", True, True),
+     ("ram=16GB,vram=48GB", True, True)],
 )
-def test_fits_filter_follows_the_hardware(hardware: str, expect_70b_q2: bool, expect_gptq: bool) -> None:
+def test_fits_filter_follows_the_hardware(hardware: str, expect_70b_q2: bool, expect_70b_gptq: bool) -> None:
     document = catalog_json("--fits", "--hardware", hardware)
     ids = {v["id"] for m in document["models"] for v in m["variants"]}
     assert "smollm2-135m-instruct:gguf:Q4_1" in ids
     assert ("stablebeluga2-70b:gguf:Q2_K" in ids) is expect_70b_q2
-    assert ("mistral-7b-openorca:gptq:main" in ids) is expect_gptq
+    assert ("stablebeluga2-70b:gptq:main" in ids) is expect_70b_gptq
     for model in document["models"]:
         assert all(v["fit"] in ("fits", "tight") for v in model["variants"])
 
