@@ -92,13 +92,14 @@ def run(args: argparse.Namespace) -> int:
                 "-" if v.act_order is None else ("yes" if v.act_order else "no"),
                 human_size(v.size_bytes),
                 report.fit.value,
-                "chat" if v.runnable else "download only",
+                "chat" if v.runnable else "convert",
             ])
     headers = ["MODEL", "FORMAT", "QUANT / BRANCH", "BITS", "GROUP", "ACT ORDER", "SIZE", "FIT", "USE"]
     print(render_table(headers, rows, right={3, 4, 6}))
     print(f"\n{len(rows)} variants of {len(chosen)} models · this machine: {hw.summary()}")
     if any(v.format == "gptq" for _, vs in chosen for v in vs):
-        print("GPTQ branches cannot run in llama.cpp as they are: download only, or pick the GGUF quant.")
+        print("GPTQ branches do not run in llama.cpp as they are: `hearth convert VARIANT_ID` turns one into "
+              "a GGUF (e.g. mistral-7b-openorca:gptq:main), or pick a GGUF quant.")
     return 0
 
 

@@ -34,7 +34,8 @@ def test_table_lists_every_variant_with_readable_columns() -> None:
                                 "SIZE", "FIT", "USE"]
     row = next(line for line in lines if "gptq-8bit--1g-actorder_True" in line and "mistral" in line)
     assert row.split()[1:6] == ["GPTQ", "gptq-8bit--1g-actorder_True", "8", "None", "yes"]
-    assert "7.52 GB" in row and "download only" in row
+    assert "7.52 GB" in row and row.endswith("convert")
+    assert "hearth convert VARIANT_ID" in result.stdout
     assert "variants of 6 models" in result.stdout
 
 
