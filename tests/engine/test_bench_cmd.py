@@ -24,7 +24,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     model = write_tiny_gguf(tmp_path / "tiny.gguf", context_length=4096)
     result = subprocess.run(
         [sys.executable, "-m", "app", "bench", str(model), "--json", "--tokens", "48", "--rounds", "1",
-         "--turns", "2", "--ctx", "2048"],
+         "--turns", "2", "--chat-repeats", "1", "--ctx", "2048"],
         capture_output=True, text=True, timeout=240, env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr

@@ -184,3 +184,11 @@ def test_stop_without_an_id_stops_only_the_latest_reply(engine: EngineClient) ->
     later = "".join(engine.stream(chatml("Say hello."), ["<|im_end|>"], GREEDY))
     assert later and engine.last_stats is not None
     assert engine.last_stats.stop_reason in ("eos", "max_tokens")
+
+
+def test_a_conversation_longer_than_the_context_is_a_clear_error(engine: EngineClient) -> None:
+    too_long = chatml("Read this. " + "The quick brown fox jumps over the lazy dog. " * 500)
+    with pytest.raises(EngineError, match="longer than the context of 4096") as caught:
+        "".join(engine.stream(too_long, (), GREEDY))
+    assert caught.value.kind == "context"
+    assert "".join(engine.stream(chatml("Say hi."), ["<|im_end|>"], GREEDY))  # still serving

@@ -141,7 +141,8 @@ class BenchDriver:
         self.adapter.shutdown()
 
 
-def scripted_chat(driver: BenchDriver, chat: ChatFormat, turns: int, reply_tokens: int) -> list[StreamRun]:
+def scripted_chat(driver: BenchDriver, chat: ChatFormat, turns: int, reply_tokens: int,
+                  chat_id: str = "bench-chat") -> list[StreamRun]:
     """A chat of ``turns`` user turns; each prompt is the whole rendered history."""
     from app.engine.benchmark import chat_history
 
@@ -150,7 +151,7 @@ def scripted_chat(driver: BenchDriver, chat: ChatFormat, turns: int, reply_token
     sampling = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=reply_tokens)
     for turn in range(1, turns + 1):
         prompt = chat.render(chat_history(turn, replies))
-        run = driver.reply(prompt, chat.stop, sampling, chat_id="bench-chat")
+        run = driver.reply(prompt, chat.stop, sampling, chat_id=chat_id)
         if run.error:
             raise RuntimeError(run.error)
         replies.append(run.text.strip() or "I see.")
