@@ -5,8 +5,9 @@
 The loopback Hub (tests/hub/hub_server.py) runs in its own process and serves a generated file
 from a temporary folder (deleted afterwards; nothing goes into git). curl and Hearth download
 the same URL in the same run. Hearth's time covers the HEAD request, the transfer, the sha256
-computed while writing, and the rename; it excludes Python's start-up. Every timed download starts
-after ``os.sync()`` with the previous outputs deleted, and the order alternates between rounds. Then
+computed while writing, and the rename; it excludes Python's start-up. curl and Hearth run in turns
+(the order alternating between rounds), each after ``os.sync()`` with the previous outputs deleted;
+``curl | tee | sha256sum`` (the same work as Hearth, for reference) runs in its own loop after. Then
 ``hearth download`` is killed with SIGKILL at 50% and run again; the server's byte count gives what
 was fetched twice. The load average is printed: other work on the machine moves the figures a lot.
 """
@@ -88,6 +89,13 @@ def time_curl_verified(url: str, dest: Path) -> float:
     return time.perf_counter() - start
 
 
+def clean(tmp: Path) -> None:
+    """Delete the previous downloads and flush dirty pages, so every timed run starts alike."""
+    (tmp / "curl.out").unlink(missing_ok=True)
+    shutil.rmtree(tmp / "hearth", ignore_errors=True)
+    os.sync()
+
+
 def kill_at_half(env: dict[str, str], endpoint: str, dest: Path, size: int) -> tuple[int, int, int]:
     """(bytes on disk at the kill, bytes served before it, bytes served by the second run)."""
     shutil.rmtree(dest, ignore_errors=True)
@@ -135,16 +143,18 @@ def main() -> None:
                            check=True, stdout=subprocess.DEVNULL)  # the server hashes the file once
             curl, curl_sha, hearth = [], [], []
             for run in range(args.runs):
-                # Each download starts with no dirty pages left by the one before (os.sync, untimed),
-                # and the order alternates, so neither tool always runs behind the other's writeback.
-                order = [(curl, lambda: time_curl(url, tmp / "curl.out")),
-                         (curl_sha, lambda: time_curl_verified(url, tmp / "curl.out")),
-                         (hearth, lambda: time_hearth(env, tmp / "hearth"))]
-                for times, timed in order if run % 2 == 0 else order[::-1]:
-                    (tmp / "curl.out").unlink(missing_ok=True)
-                    shutil.rmtree(tmp / "hearth", ignore_errors=True)
-                    os.sync()
+                # curl and Hearth in turns, the order alternating between rounds; each download starts
+                # with the previous outputs deleted and no dirty pages left (os.sync, untimed).
+                pair = [(curl, lambda: time_curl(url, tmp / "curl.out")),
+                        (hearth, lambda: time_hearth(env, tmp / "hearth"))]
+                for times, timed in pair if run % 2 == 0 else pair[::-1]:
+                    clean(tmp)
                     times.append(timed())
+            for _ in range(args.runs):
+                # The verified-curl reference in a loop of its own: whatever ran right after this
+                # CPU-heavy pipeline was slowed (Hearth by up to 1 s, curl by ~0.15 s).
+                clean(tmp)
+                curl_sha.append(time_curl_verified(url, tmp / "curl.out"))
             on_disk, first, second = kill_at_half(env, endpoint, tmp / "killed", size)
         finally:
             server.terminate()

@@ -144,7 +144,7 @@ class BackgroundHash:
     pair the hash thread reached, safe to save for a resume.
     """
 
-    def __init__(self, digest: RunningHash, offset: int, buffers: int = 8, buffer_bytes: int = 4 << 20) -> None:
+    def __init__(self, digest: RunningHash, offset: int, buffers: int = 64, buffer_bytes: int = 512 << 10) -> None:
         self.digest = digest
         self.snapshot: tuple[int, bytes | None] = (offset, digest.state())
         self._offset = offset

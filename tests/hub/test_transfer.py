@@ -253,7 +253,7 @@ def test_body_through_httpx_when_the_socket_is_not_usable(hub: HubServer, tmp_pa
 
 def test_buffers_smaller_than_the_file_keep_every_byte_in_order(
         hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many buffer hand-overs to the hash thread (a 64 KiB pool buffer for a 500 kB file)."""
+    """Many buffer hand-overs to the hash thread (64 KiB pool buffers for a 500 kB file)."""
     monkeypatch.setattr(transfer, "BUFFER_BYTES", 64 * 1024)
     path, seen = _fetch(tmp_path)
     assert path.read_bytes() == gguf_payload(SIZE, 2) and sum(seen) == SIZE
