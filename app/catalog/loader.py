@@ -9,8 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from app.catalog.model import Catalog, Model, Variant, gguf_alternative
 from app.engine.templates import PromptTemplate, TemplateError
 from app.errors import HearthError
@@ -68,6 +66,8 @@ def _dotted(path: Sequence[str | int]) -> str:
 
 
 def _schema_problems(document: Any) -> list[str]:
+    import jsonschema  # imported here: it is slow to import and only needed once, at load
+
     validator = jsonschema.Draft202012Validator(load_schema())
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):

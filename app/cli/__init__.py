@@ -48,6 +48,11 @@ def _self_test(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    if not argv:
+        # The GUI: skip importing every subcommand (and their dependencies) to open fast.
+        from app.ui.application import run_gui
+
+        return run_gui([])
     if len(argv) == 1 and argv[0].lower().endswith(".gguf") and not argv[0].startswith("-"):
         # `hearth model.gguf`: what the desktop's file association runs.
         from app.ui.application import run_gui
