@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
-from app.engine.protocol import GenerationStats, LoadSettings, ModelInfo, SamplingSettings
+from app.engine.protocol import (
+    GenerationStats,
+    LoadSettings,
+    ModelInfo,
+    SamplingSettings,
+    StopReason,
+)
 from app.errors import HearthError
 
 _KV_TYPES = {"f32": 0, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": 2}
@@ -345,14 +351,14 @@ class LlamaRunner:
         reused, evaluated, stopped = self._evaluate_prompt(tokens)
         prompt_done = time.perf_counter()
 
-        def stats(reason: str, generated: int, first: float | None) -> GenerationStats:
+        def stats(reason: StopReason, generated: int, first: float | None) -> GenerationStats:
             end = time.perf_counter()
             return GenerationStats(
                 prompt_tokens=len(tokens), reused_tokens=reused, evaluated_tokens=evaluated,
                 generated_tokens=generated, prompt_eval_s=prompt_done - started,
                 decode_s=(end - first) if first else 0.0,
                 ttft_s=(first - started) if first else end - started,
-                stop_reason=reason, restored_chat=restored,  # type: ignore[arg-type]
+                stop_reason=reason, restored_chat=restored,
             )
 
         if stopped:
@@ -369,7 +375,7 @@ class LlamaRunner:
         stop: Sequence[str],
         sampling: SamplingSettings,
         emit: Callable[[str, int], None],
-        stats: Callable[[str, int, float | None], GenerationStats],
+        stats: Callable[[StopReason, int, float | None], GenerationStats],
     ) -> GenerationStats:
         ctx, vocab, one, batch = self.ctx, self.vocab, self._one, self._one_batch
         sample, is_eog, decode = llama_cpp.llama_sampler_sample, llama_cpp.llama_vocab_is_eog, llama_cpp.llama_decode
@@ -377,7 +383,7 @@ class LlamaRunner:
         stops = StopStrings(stop)
         generated = unsent = 0
         first: float | None = None
-        reason = "max_tokens"
+        reason: StopReason = "max_tokens"
         n_ctx = self.n_ctx
         while generated < sampling.max_tokens:
             token = sample(chain, ctx, -1)

@@ -131,6 +131,9 @@ class Tokens:
     count: int = 1
 
 
+StopReason = Literal["eos", "stop_string", "max_tokens", "stopped", "context_full"]
+
+
 @dataclass(frozen=True)
 class GenerationStats:
     prompt_tokens: int
@@ -140,7 +143,7 @@ class GenerationStats:
     prompt_eval_s: float
     decode_s: float
     ttft_s: float
-    stop_reason: Literal["eos", "stop_string", "max_tokens", "stopped", "context_full"]
+    stop_reason: StopReason
     restored_chat: bool = False
 
     @property

@@ -61,7 +61,8 @@ class Worker:
                 continue
             if isinstance(command, Shutdown):
                 self.stop_upto = _EVERYTHING
-            self.queue.put(command)  # type: ignore[arg-type]
+            if isinstance(command, Load | Generate | Unload | Shutdown):
+                self.queue.put(command)
 
     def run(self) -> int:
         log = LogTail.install()
