@@ -6,8 +6,8 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QPaintEvent, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -51,7 +51,13 @@ def _module_exists(name: str) -> bool:
 
 
 class MainWindow(QMainWindow):
-    """Rail plus stacked pages; pages talk to each other only through ``context.events``."""
+    """Rail plus stacked pages; pages talk to each other only through ``context.events``.
+
+    Signals:
+        first_painted(): the window has been painted once; the other pages are built next.
+    """
+
+    first_painted = Signal()
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
@@ -74,17 +80,16 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.buttons = QButtonGroup(self)
         self.buttons.setExclusive(True)
-        self.pages: dict[str, QWidget] = {}
+        self.pages: dict[str, QWidget] = {}  # pages built so far
         self._specs: dict[str, PageSpec] = {}
+        self._slots: dict[str, QWidget] = {}  # a stand-in per page until it is built
 
         for spec in PAGES:
             if not _module_exists(spec.module):
                 continue
-            page_cls = getattr(importlib.import_module(spec.module), spec.cls)
-            page: QWidget = page_cls(context)
-            self.pages[spec.key] = page
             self._specs[spec.key] = spec
-            self.stack.addWidget(page)
+            self._slots[spec.key] = QWidget()
+            self.stack.addWidget(self._slots[spec.key])
             button = named(QToolButton(), "NavButton")
             button.setText(spec.label)
             button.setCheckable(True)
@@ -107,11 +112,44 @@ class MainWindow(QMainWindow):
         self._retint(context.theme.theme)
         for number, spec in enumerate(self._specs.values(), start=1):
             QShortcut(QKeySequence(f"Ctrl+{number}"), self, lambda key=spec.key: self.show_page(key))
-        if self.pages:
-            self.show_page(next(iter(self.pages)))
+        if self._specs:
+            # The first page now; the others right after the window is on screen, so that the
+            # window appears without waiting for every page's imports and set-up.
+            self.show_page(next(iter(self._specs)))
+        self._painted = False
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+            QTimer.singleShot(0, self.build_all_pages)
+
+    def build_page(self, key: str) -> QWidget | None:
+        """The page for ``key``, built on first use; None for a page this build lacks."""
+        if key in self.pages:
+            return self.pages[key]
+        spec = self._specs.get(key)
+        if spec is None:
+            return None
+        page: QWidget = getattr(importlib.import_module(spec.module), spec.cls)(self.context)
+        slot = self._slots.pop(key)
+        index = self.stack.indexOf(slot)
+        current = self.stack.currentWidget() is slot
+        self.stack.insertWidget(index, page)
+        self.stack.removeWidget(slot)
+        slot.deleteLater()
+        if current:
+            self.stack.setCurrentWidget(page)
+        self.pages[key] = page
+        return page
+
+    def build_all_pages(self) -> None:
+        for key in self._specs:
+            self.build_page(key)
 
     def show_page(self, key: str) -> None:
-        page = self.pages.get(key)
+        page = self.build_page(key)
         if page is None:
             return
         self.stack.setCurrentWidget(page)
@@ -129,7 +167,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # Pages with running work (downloads, a model worker) stop it cleanly.
-        for page in self.pages.values():
+        for page in list(self.pages.values()):
             shutdown = getattr(page, "shutdown", None)
             if callable(shutdown):
                 shutdown()

@@ -148,9 +148,14 @@ def test_hardware_is_detected_off_the_gui_thread(qtbot: QtBot, context: AppConte
 def test_main_window_shows_the_catalogue(qtbot: QtBot, context: AppContext) -> None:
     window = MainWindow(context)
     qtbot.addWidget(window)
-    assert "catalog" in window.pages
+    assert window.current_page_key() == "chat" and "catalog" not in window.pages  # built when first needed
     window.show_page("catalog")
+    assert isinstance(window.pages["catalog"], CatalogPage)
     assert window.current_page_key() == "catalog"
     context.events.navigate.emit("catalog")
     checked = [b.property("page") for b in window.buttons.buttons() if b.isChecked()]
     assert checked == ["catalog"]
+    window.show()
+    qtbot.waitUntil(lambda: set(window.pages) == {"chat", "catalog", "downloads"}, timeout=10_000)
+    assert window.stack.count() == 3 and window.current_page_key() == "catalog"
+    window.close()
