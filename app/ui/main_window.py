@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.about import show_about
 from app.ui.context import AppContext
 from app.ui.theme import SPACE_M, SPACE_S, Theme, icon, named
 
@@ -101,6 +102,12 @@ class MainWindow(QMainWindow):
             self.buttons.addButton(button)
             rail_layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
         rail_layout.addStretch(1)
+        self.about_button = named(QToolButton(), "NavButton")
+        self.about_button.setText("About")
+        self.about_button.setFixedSize(68, 32)
+        self.about_button.setToolTip("Version, llama.cpp backend, and where Hearth keeps your data")
+        self.about_button.clicked.connect(lambda: show_about(self, context.dirs))
+        rail_layout.addWidget(self.about_button, 0, Qt.AlignmentFlag.AlignHCenter)
 
         layout.addWidget(self.rail)
         layout.addWidget(self.stack, 1)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
@@ -159,3 +160,15 @@ def test_main_window_shows_the_catalogue(qtbot: QtBot, context: AppContext) -> N
     qtbot.waitUntil(lambda: set(window.pages) == {"chat", "catalog", "downloads"}, timeout=10_000)
     assert window.stack.count() == 3 and window.current_page_key() == "catalog"
     window.close()
+
+
+def test_about_box_names_version_backend_and_folders(qtbot: QtBot, context: AppContext) -> None:
+    window = MainWindow(context)
+    qtbot.addWidget(window)
+    qtbot.mouseClick(window.about_button, Qt.MouseButton.LeftButton)
+    box = window.findChild(QMessageBox)
+    assert box is not None and box.isVisible()
+    text = box.text()
+    assert "llama.cpp backend" in text and "CPU" in text
+    assert str(context.dirs.models) in text and "0.1.0" in text
+    box.close()
