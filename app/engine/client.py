@@ -161,6 +161,8 @@ class EngineClient:
             self.model = event.info
         elif isinstance(event, Done):
             self.last_stats = event.stats
+        if isinstance(event, Loaded | Done | Error | Unloaded):
+            self._doing = ""
         if self.on_event is not None:
             self.on_event(event)
         else:
@@ -175,15 +177,15 @@ class EngineClient:
             detail = dead.crash_detail()
             self.model = None
             self._process = _Process(self)
-        what = f"while {was_doing}" if was_doing else ""
-        message = (
-            f"The model engine stopped unexpectedly ({_signal_name(code)}) {what}"
-            + (f": {detail}" if detail else "")
-            + ". Hearth restarted it"
-            + (f"; {model.name} is no longer loaded" if model else "")
-            + "."
-        )
-        self._deliver(Crashed(message.replace("  ", " "), code))
+        message = f"The model engine stopped unexpectedly ({_signal_name(code)})"
+        if was_doing:
+            message += f" while {was_doing}"
+        if detail:
+            message += f": {detail}"
+        message += ". Hearth restarted it"
+        if model:
+            message += f"; {model.name} is no longer loaded"
+        self._deliver(Crashed(message + ".", code))
 
     @property
     def pid(self) -> int | None:
@@ -253,7 +255,6 @@ class EngineClient:
         """Load and wait; raise EngineError (``kind`` load/memory) or on a crash."""
         self.load(settings)
         event = self._until((Loaded, Error, Crashed), timeout)
-        self._doing = ""
         if isinstance(event, Loaded):
             return event.info
         if isinstance(event, Error):
@@ -283,7 +284,6 @@ class EngineClient:
                         yield event.text
                 elif isinstance(event, Done) and event.request_id == request_id:
                     finished = True
-                    self._doing = ""
                     return
                 elif isinstance(event, Error) and event.request_id in (request_id, None):
                     finished = True

@@ -142,6 +142,10 @@ class LlamaRunner:
     def load(self) -> ModelInfo:
         started = time.perf_counter()
         s = self.settings
+        if s.kv_cache_type in ("q8_0", "q4_0") and s.flash_attention == "off":
+            raise EngineError(
+                f"a {s.kv_cache_type} KV cache needs flash attention: set flash attention to "
+                "auto or on, or use an f16 KV cache", "load")
         self.meta = meta = read_gguf_metadata(s.path)  # clear errors for truncated or foreign files
         self.log.clear()
         mparams = llama_cpp.llama_model_default_params()
@@ -166,7 +170,7 @@ class LlamaRunner:
         if not ctx:
             self.close()
             raise self._load_error(
-                f"llama.cpp could not create a {s.n_ctx}-token context for {s.path}", memory=True
+                f"llama.cpp could not create a {s.n_ctx}-token context for {s.path}", context=True
             )
         self.ctx = ctx
         self.vocab = llama_cpp.llama_model_get_vocab(model)
@@ -197,9 +201,12 @@ class LlamaRunner:
             load_s=time.perf_counter() - started,
         )
 
-    def _load_error(self, headline: str, memory: bool = False) -> EngineError:
+    def _load_error(self, headline: str, context: bool = False) -> EngineError:
+        """Explain a failed load from llama.cpp's log; with no stated cause, a context that
+        cannot be created is taken to be one that does not fit."""
         detail = self.log.explain()
-        memory = memory or any(h.lower() in detail.lower() for h in _MEMORY_HINTS)
+        memory = any(h.lower() in detail.lower() for h in _MEMORY_HINTS)
+        memory = memory or (context and not detail)
         text = f"{headline}: {detail}" if detail else headline
         if memory:
             text += (". It does not fit in memory: try fewer GPU layers or a smaller context "
