@@ -25,12 +25,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="a .gguf file or an installed catalogue model id")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--tokens", type=int, default=256, help="tokens per decode run (default 256)")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per decode run (default 128)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--rounds", type=int, default=12,
                         help="alternating Hearth/raw decode rounds; the best of each is compared, "
-                        "since other load on the machine only ever slows a round down (default 5)")
+                        "since other load on the machine only ever slows a round down (default 12)")
     parser.add_argument("--turns", type=int, default=10, help="scripted chat turns (default 10)")
     parser.add_argument("--chat-repeats", type=int, default=3,
                         help="times the scripted chat runs; each turn's fastest is kept (default 3)")
