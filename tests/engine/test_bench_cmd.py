@@ -32,7 +32,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     assert set(figures) >= KEYS
     assert figures["decode_tps"] > 0 and figures["raw_decode_tps"] > 0
     assert figures["decode_ratio"] == pytest.approx(
-        figures["decode_tps"] / figures["raw_decode_tps"], rel=0.01)
+        figures["decode_tps"] / figures["raw_decode_tps"], rel=0.01, abs=0.0006)  # rounded to 3 places
     assert figures["turns"] == 2
     # Turn 2 reuses turn 1's cached tokens and evaluates only the rest.
     assert figures["turn10_reused_tokens"] >= 0.9 * figures["turn1_prompt_tokens"]
