@@ -79,7 +79,8 @@ def describe(spec: str) -> Hardware:
     return Hardware(ram_total=ram, ram_available=ram, gpus=gpus)
 
 
-def _nvidia_gpus() -> tuple[Gpu, ...]:
+def nvidia_smi_gpus() -> tuple[Gpu, ...]:
+    """NVIDIA GPUs as nvidia-smi reports them (none when it is missing or fails)."""
     exe = shutil.which("nvidia-smi")
     if not exe:
         return ()
@@ -109,4 +110,4 @@ def detect_hardware() -> Hardware:
         # Apple silicon: Metal uses the same memory; about 3/4 of it is available to the GPU.
         usable = memory.total * 3 // 4
         return Hardware(memory.total, memory.available, (Gpu("Apple GPU (Metal)", usable, usable),), True)
-    return Hardware(memory.total, memory.available, _nvidia_gpus())
+    return Hardware(memory.total, memory.available, nvidia_smi_gpus())

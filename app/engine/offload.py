@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 from dataclasses import dataclass
 
+from app.catalog.hardware import nvidia_smi_gpus
 from app.engine.gguf_meta import GGUFMetadata
 
 GB = 1e9
@@ -81,22 +80,8 @@ def _ggml_devices() -> list[GpuDevice] | None:
 
 
 def _nvidia_smi_devices() -> list[GpuDevice]:
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return []
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,memory.free,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    devices = []
-    for index, line in enumerate(out.strip().splitlines()):
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            devices.append(GpuDevice(f"CUDA{index}", parts[0], int(parts[1]) << 20, int(parts[2]) << 20))
-    return devices
+    return [GpuDevice(f"CUDA{index}", gpu.name, gpu.free_bytes, gpu.total_bytes)
+            for index, gpu in enumerate(nvidia_smi_gpus())]
 
 
 def detect_gpu() -> GpuSupport:
