@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli.download_cmd import ProgressBar
+from app.cli.download_cmd import ProgressBar, with_progress
 from app.convert import OUTPUT_TYPES, ConvertProgress
 from app.convert.sources import ConvertSource, convert_source, download_source, resolve_source
-from app.errors import HearthError
-from app.hub.errors import DownloadStopped
 from app.hub.transfer import Control
 from app.paths import app_dirs
 
@@ -80,26 +77,15 @@ def _download(source: ConvertSource) -> int | None:
     assert source.request is not None
     print(f"Fetching {source.title or source.request.label} ({source.request.repo}:{source.request.revision})…",
           file=sys.stderr)
-    control = Control()
-    bar = ProgressBar(0)
 
-    def on_total(total: int) -> None:
-        bar.total = total
+    def work(control: Control, bar: ProgressBar) -> bool:
+        def on_total(total: int) -> None:
+            bar.total = total
 
-    previous = signal.signal(signal.SIGINT, lambda *_: control.pause())
-    try:
         download_source(source, app_dirs().models, control, bar.add, bar.set_phase, on_total)
-        bar.phase = "verified"
-    except DownloadStopped:
-        print("\nhearth: download paused; run the same command again to resume", file=sys.stderr)
-        return 130
-    except HearthError:
-        bar.stream.write("\n")
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    bar.close()
-    return None
+        return True
+
+    return None if with_progress(0, work) else 130
 
 
 def run(args: argparse.Namespace) -> int:

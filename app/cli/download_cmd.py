@@ -6,8 +6,9 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from app.catalog import load_catalog
 from app.cli.table import human_size, render_table
@@ -19,6 +20,8 @@ from app.hub.progress import RateMeter, eta_seconds, format_eta, format_speed
 from app.hub.refs import parse_repo_ref
 from app.hub.transfer import Control
 from app.paths import app_dirs
+
+T = TypeVar("T")
 
 
 def register(subparsers: Any) -> None:
@@ -70,6 +73,26 @@ def list_repo(request: DownloadRequest, out: TextIO) -> None:
     rows = [[f.path, human_size(f.size), f.sha256 or f"git:{f.blob_id}"] for f in files]
     print(render_table(["FILE", "SIZE", "SHA256"], rows, right={1}), file=out)
     print(f"\n{len(rows)} files, {human_size(sum(f.size for f in files))}", file=out)
+
+
+def with_progress(total: int, work: Callable[[Control, ProgressBar], T]) -> T | None:
+    """Run a download with a progress bar on stderr; Ctrl+C pauses it (None: paused, resume later)."""
+    control = Control()
+    bar = ProgressBar(total)
+    previous = signal.signal(signal.SIGINT, lambda *_: control.pause())
+    try:
+        result = work(control, bar)
+        bar.phase = "verified"
+    except DownloadStopped:
+        print("\nhearth: download paused; run the same command again to resume", file=sys.stderr)
+        return None
+    except HearthError:
+        bar.stream.write("\n")
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    return result
 
 
 class ProgressBar:
@@ -126,21 +149,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"Fetching the file list of {request.repo}:{request.revision}…", file=sys.stderr)
     resolved = plan(request, app_dirs().models)
     print(f"{len(resolved.files)} files, {human_size(resolved.total_bytes)} → {resolved.folder}", file=sys.stderr)
-    control = Control()
-    bar = ProgressBar(resolved.total_bytes)
-    previous = signal.signal(signal.SIGINT, lambda *_: control.pause())
-    try:
-        paths = execute(resolved, control, bar.add, bar.set_phase)
-        bar.phase = "verified"
-    except DownloadStopped:
-        print("\nhearth: download paused; run the same command again to resume", file=sys.stderr)
+    paths = with_progress(resolved.total_bytes, lambda control, bar: execute(resolved, control, bar.add,
+                                                                                 bar.set_phase))
+    if paths is None:
         return 130
-    except HearthError:
-        bar.stream.write("\n")
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    bar.close()
     for path in paths:
         print(path)
     return 0
