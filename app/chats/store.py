@@ -175,16 +175,8 @@ class ChatStore:
         settings: dict[str, Any] | None = None,
         created: float | None = None,
     ) -> Chat:
-        now = time.time() if created is None else created
-        with self._writing() as db:
-            cursor = db.execute(
-                "INSERT INTO chats (title, created, updated, model, system_message, settings) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (title, now, now, model, system_message, json.dumps(settings or {})),
-            )
-            chat_id = cursor.lastrowid
-        assert chat_id is not None
-        return self.chat(chat_id)
+        return self.insert_chat(title, [], model=model, system_message=system_message, settings=settings,
+                                created=created)
 
     def chat(self, chat_id: int) -> Chat:
         with self._lock:
