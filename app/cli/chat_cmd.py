@@ -12,9 +12,9 @@ from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
 from app.engine.gguf_meta import read_gguf_metadata
-from app.engine.llama_runner import EngineError
 from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
+from app.engine.protocol import EngineError
 from app.engine.templates import Message
 from app.errors import HearthError
 

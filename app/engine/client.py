@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from app.engine.llama_runner import EngineError
 from app.engine.protocol import (
     Command,
     Crashed,
     Done,
+    EngineError,
     Error,
     Event,
     Generate,

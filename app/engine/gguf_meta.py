@@ -10,30 +10,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf.constants import (
-    GGML_QUANT_SIZES,
-    GGUF_DEFAULT_ALIGNMENT,
-    GGUF_MAGIC,
-    GGMLQuantizationType,
-    GGUFValueType,
-    LlamaFileType,
-)
-
 from app.errors import HearthError
 
-# Fixed-size scalar value types: struct format and size in bytes.
+# gguf's package imports NumPy and its writer on import (0.2 s of the app's start-up), so this
+# module imports gguf.constants only where it needs more than these fixed values of the GGUF
+# format; tests/engine/test_gguf_meta.py checks them against gguf.constants.
+GGUF_MAGIC = 0x46554747  # "GGUF" little-endian
+GGUF_DEFAULT_ALIGNMENT = 32
+_STRING, _ARRAY = 8, 9  # _STRING, .ARRAY
+# Fixed-size scalar value types by GGUFValueType: struct format and size in bytes.
 _SCALARS: dict[int, tuple[str, int]] = {
-    GGUFValueType.UINT8: ("<B", 1),
-    GGUFValueType.INT8: ("<b", 1),
-    GGUFValueType.UINT16: ("<H", 2),
-    GGUFValueType.INT16: ("<h", 2),
-    GGUFValueType.UINT32: ("<I", 4),
-    GGUFValueType.INT32: ("<i", 4),
-    GGUFValueType.FLOAT32: ("<f", 4),
-    GGUFValueType.BOOL: ("<?", 1),
-    GGUFValueType.UINT64: ("<Q", 8),
-    GGUFValueType.INT64: ("<q", 8),
-    GGUFValueType.FLOAT64: ("<d", 8),
+    0: ("<B", 1),  # UINT8
+    1: ("<b", 1),  # INT8
+    2: ("<H", 2),  # UINT16
+    3: ("<h", 2),  # INT16
+    4: ("<I", 4),  # UINT32
+    5: ("<i", 4),  # INT32
+    6: ("<f", 4),  # FLOAT32
+    7: ("<?", 1),  # BOOL
+    10: ("<Q", 8),  # UINT64
+    11: ("<q", 8),  # INT64
+    12: ("<d", 8),  # FLOAT64
 }
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -104,6 +101,8 @@ class GGUFMetadata:
     def quant(self) -> str:
         """The file type as people write it (``Q4_K_M``), or the commonest tensor type."""
         if self.file_type is not None:
+            from gguf.constants import LlamaFileType
+
             try:
                 return LlamaFileType(self.file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
             except ValueError:
@@ -150,6 +149,8 @@ class GGUFMetadata:
 
 
 def _value_type_name(type_id: int) -> str:
+    from gguf.constants import GGUFValueType
+
     try:
         return GGUFValueType(type_id).name
     except ValueError:
@@ -241,9 +242,9 @@ class _HeaderReader:
         what = f"the value of {key!r}"
         if type_id in _SCALARS:
             return self.scalar(type_id, what)
-        if type_id == GGUFValueType.STRING:
+        if type_id == _STRING:
             return self.string(what)
-        if type_id != GGUFValueType.ARRAY:
+        if type_id != _ARRAY:
             raise self.fail(f"{key!r} has an unknown value type {type_id}")
         item_type = self.u32(what)
         count = self.u64(what)
@@ -257,7 +258,7 @@ class _HeaderReader:
                 return values
             self.pos += count * size
             return None
-        if item_type == GGUFValueType.STRING:
+        if item_type == _STRING:
             if count <= 64 and key != _TOKENS_KEY:
                 return [self.string(what) for _ in range(count)]
             start = self.pos
@@ -307,6 +308,8 @@ def _tensor_info(reader: _HeaderReader, index: int) -> tuple[str, tuple[int, ...
 
 
 def _tensor_bytes(reader: _HeaderReader, name: str, shape: tuple[int, ...], type_id: int) -> tuple[str, int]:
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
     try:
         qtype = GGMLQuantizationType(type_id)
     except ValueError:

@@ -13,13 +13,13 @@ import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.protocol import (
+    EngineError,
     GenerationStats,
     LoadSettings,
     ModelInfo,
     SamplingSettings,
     StopReason,
 )
-from app.errors import HearthError
 
 _KV_TYPES = {"f32": 0, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": 2}
 _FLASH = {
@@ -29,14 +29,6 @@ _FLASH = {
 }
 _MEMORY_HINTS = ("failed to allocate", "out of memory", "unable to allocate", "cudaMalloc", "OOM")
 _NO_ABORT = llama_cpp.ggml_abort_callback()
-
-
-class EngineError(HearthError):
-    """A load or generation failure, with ``kind`` saying what the user can do about it."""
-
-    def __init__(self, message: str, kind: str = "generate") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class LogTail:

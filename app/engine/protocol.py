@@ -7,8 +7,18 @@ import struct
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
+from app.errors import HearthError
+
 _LENGTH = struct.Struct("<I")
 MAX_FRAME = 64 << 20
+
+
+class EngineError(HearthError):
+    """A load or generation failure, with ``kind`` saying what the user can do about it."""
+
+    def __init__(self, message: str, kind: str = "generate") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ProtocolError(Exception):

@@ -11,10 +11,11 @@ import traceback
 from typing import IO, cast
 
 from app.engine.gguf_meta import GGUFError
-from app.engine.llama_runner import EngineError, LlamaRunner, LogTail
+from app.engine.llama_runner import LlamaRunner, LogTail
 from app.engine.protocol import (
     Command,
     Done,
+    EngineError,
     Error,
     ErrorKind,
     Generate,

@@ -4,16 +4,6 @@ from __future__ import annotations
 
 import errno
 
-import httpx2
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-
 from app.errors import HearthError
 
 TOKEN_HELP = (
@@ -87,6 +77,17 @@ def translate(
     endpoint: str | None = None,
 ) -> HearthError:
     """Turn a huggingface_hub / httpx2 / OS exception into the HearthError the user should see."""
+    # Imported here: huggingface_hub and httpx are slow to import and only needed once a transfer fails.
+    import httpx2
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     if isinstance(exc, HearthError):
         return exc
     where = _where(repo, revision)

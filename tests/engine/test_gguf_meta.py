@@ -134,3 +134,17 @@ def test_old_ggml_file_is_named_as_such(tmp_path: Path) -> None:
     path.write_bytes(b"tjgg" + os.urandom(100))
     with pytest.raises(GGUFError, match="old GGML"):
         read_gguf_metadata(path)
+
+
+def test_fixed_format_values_match_gguf_constants() -> None:
+    """The reader keeps a few GGUF format values itself (gguf's package is slow to import)."""
+    from gguf import constants
+
+    from app.engine import gguf_meta
+
+    assert gguf_meta.GGUF_MAGIC == constants.GGUF_MAGIC
+    assert gguf_meta.GGUF_DEFAULT_ALIGNMENT == constants.GGUF_DEFAULT_ALIGNMENT
+    assert (gguf_meta._STRING, gguf_meta._ARRAY) == (constants.GGUFValueType.STRING, constants.GGUFValueType.ARRAY)
+    sizes = {"UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "UINT32": 4, "INT32": 4, "FLOAT32": 4, "BOOL": 1,
+             "UINT64": 8, "INT64": 8, "FLOAT64": 8}
+    assert {constants.GGUFValueType(t).name: size for t, (_, size) in gguf_meta._SCALARS.items()} == sizes

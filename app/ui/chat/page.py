@@ -313,6 +313,8 @@ class ChatPage(QWidget):
         return chat_format.system_message, sampling
 
     def _show_settings_for_chat(self) -> None:
+        if self.settings.isHidden():
+            return  # filled in when the panel opens (reading the model's defaults costs a file read)
         default_system, defaults = self._model_defaults()
         settings = self.chat.settings if self.chat else {"sampling": self._draft_sampling or {}}
         system = self.chat.system_message if self.chat else None
