@@ -7,11 +7,8 @@ their own pace (the GUI every 500 ms). Conversions run one at a time (each uses 
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -20,6 +17,7 @@ from app.convert.converter import DEFAULT_TYPE_FOR_BITS, ConvertProgress, gptq_s
 from app.convert.errors import ConversionCancelled
 from app.convert.sources import ConvertSource, convert_source
 from app.errors import HearthError
+from app.hub.job_list import JobList
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
 
 # Share of the bar the F16 pass takes when llama.cpp requantises afterwards (measured: about 4/5 of the time).
@@ -82,45 +80,16 @@ class ConversionJob:
         return self.done_bytes / elapsed if elapsed > 0 else 0.0
 
 
-Listener = Callable[[ConversionJob], None]
-
-
-class ConversionQueue:
+class ConversionQueue(JobList[ConversionJob]):
     """Fetch each branch through ``downloads`` (sharing its rows, resume and verification), then convert."""
 
     def __init__(self, downloads: DownloadQueue) -> None:
+        super().__init__()
         self.downloads = downloads
-        self._jobs: list[ConversionJob] = []
-        self._ids = itertools.count(1)
-        self._lock = threading.RLock()
         self._one_at_a_time = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
-        self._listeners: list[Listener] = []
         self._closed = False
         downloads.subscribe(self._download_changed)
-
-    # -- reading -----------------------------------------------------------
-    def jobs(self) -> list[ConversionJob]:
-        with self._lock:
-            return list(self._jobs)
-
-    def job(self, job_id: int) -> ConversionJob:
-        with self._lock:
-            for job in self._jobs:
-                if job.id == job_id:
-                    return job
-        raise KeyError(job_id)
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Listener) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
-    def _announce(self, job: ConversionJob) -> None:
-        for listener in list(self._listeners):
-            listener(job)
 
     # -- commands ----------------------------------------------------------
     def convert(self, source: ConvertSource, out_type: str | None = None) -> ConversionJob:

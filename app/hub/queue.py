@@ -8,11 +8,9 @@ at their own pace (the GUI every 500 ms).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 from app.errors import HearthError
 from app.hub import importer
 from app.hub.errors import DownloadStopped
+from app.hub.job_list import JobList
 from app.hub.plan import DownloadPlan, DownloadRequest, discard_partials, execute, plan
 from app.hub.progress import RateMeter, eta_seconds
 from app.hub.transfer import Control
@@ -75,45 +74,19 @@ class DownloadJob:
             self.meter.add(self.done_bytes)
 
 
-Listener = Callable[[DownloadJob], None]
-
-
-class DownloadQueue:
+class DownloadQueue(JobList[DownloadJob]):
     """Jobs in order of arrival; at most ``max_active`` run at once. Thread-safe."""
 
     def __init__(self, models_dir: Path, max_active: int = 2, store: Path | None = None) -> None:
+        super().__init__()
         self.models_dir = models_dir
         self.max_active = max_active
         self._store = store
-        self._jobs: list[DownloadJob] = []
         self._threads: dict[int, threading.Thread] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._listeners: list[Listener] = []
         self._closed = False
 
-    # -- reading -----------------------------------------------------------
-    def jobs(self) -> list[DownloadJob]:
-        with self._lock:
-            return list(self._jobs)
-
-    def job(self, job_id: int) -> DownloadJob:
-        with self._lock:
-            for job in self._jobs:
-                if job.id == job_id:
-                    return job
-        raise KeyError(job_id)
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Listener) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
     def _announce(self, job: DownloadJob) -> None:
-        for listener in list(self._listeners):
-            listener(job)
+        super()._announce(job)
         self._save()
 
     # -- commands ----------------------------------------------------------
