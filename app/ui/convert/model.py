@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from app.cli.table import human_size
 from app.convert.jobs import ConversionJob, ConversionQueue, ConversionState
 from app.hub.progress import format_speed
 from app.hub.queue import JobState
-from app.ui.downloads.model import AnyIndex, Role, detail_text
-
-REFRESH_MS = 500
+from app.ui.downloads.model import AnyIndex, JobListModel, Role, detail_text
 
 # How each conversion state is painted by the download card (colour of the bar) and which buttons it offers.
 CARD_STATE = {
@@ -58,18 +55,8 @@ def stage_text(job: ConversionJob) -> str:
     return ""
 
 
-class _Bridge(QObject):
-    """Carries job events from worker threads to the GUI thread.
-
-    Signals:
-        changed(int): the job with this id changed state (or was added or removed).
-    """
-
-    changed = Signal(int)
-
-
-class ConversionListModel(QAbstractListModel):
-    """One row per conversion job; rows change on the GUI thread, progress is re-read every 500 ms.
+class ConversionListModel(JobListModel):
+    """One row per conversion job, in the download rows' roles.
 
     Signals:
         finished(object): a ConversionJob has just converted its branch.
@@ -80,67 +67,17 @@ class ConversionListModel(QAbstractListModel):
     failed = Signal(object)
 
     def __init__(self, queue: ConversionQueue, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.queue = queue
-        self._jobs: list[ConversionJob] = []
-        self._states: dict[int, ConversionState] = {}
-        self._bridge = _Bridge(self)
-        self._bridge.changed.connect(self._sync)
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self._tick)
-        queue.subscribe(self._on_event)
-        self.destroyed.connect(lambda *_: queue.unsubscribe(self._on_event))
-        self._sync()
+        super().__init__(queue, parent)
 
-    def _on_event(self, job: ConversionJob) -> None:
-        with contextlib.suppress(RuntimeError):  # the model is gone (window closing)
-            self._bridge.changed.emit(job.id)
-
-    def _sync(self, _job_id: int = 0) -> None:
-        current = self.queue.jobs()
-        ids = {j.id for j in current}
-        for row in reversed(range(len(self._jobs))):
-            if self._jobs[row].id not in ids:
-                self.beginRemoveRows(QModelIndex(), row, row)
-                self._states.pop(self._jobs[row].id, None)
-                del self._jobs[row]
-                self.endRemoveRows()
-        known = {j.id for j in self._jobs}
-        for job in current:
-            if job.id not in known:
-                self.beginInsertRows(QModelIndex(), len(self._jobs), len(self._jobs))
-                self._jobs.append(job)
-                self.endInsertRows()
-        for row, job in enumerate(self._jobs):
-            before = self._states.get(job.id)
-            if before is not job.state:
-                self._states[job.id] = job.state
-                self.dataChanged.emit(self.index(row), self.index(row))
-                if job.state is ConversionState.DONE:
-                    self.finished.emit(job)
-                elif job.state is ConversionState.FAILED:
-                    self.failed.emit(job)
-        if any(j.state.active for j in self._jobs):
-            if not self._timer.isActive():
-                self._timer.start()
-        else:
-            self._timer.stop()
-
-    def _tick(self) -> None:
-        """One dataChanged for all rows, twice a second, whatever the progress rate."""
-        if self._jobs:
-            self.dataChanged.emit(self.index(0), self.index(len(self._jobs) - 1),
-                                  [Role.FRACTION, Role.DETAIL])
+    def _state_changed(self, job: ConversionJob, before: ConversionState | None) -> None:
+        if job.state is ConversionState.DONE:
+            self.finished.emit(job)
+        elif job.state is ConversionState.FAILED:
+            self.failed.emit(job)
 
     def job_at(self, row: int) -> ConversionJob:
-        return self._jobs[row]
-
-    def row_of(self, job_id: int) -> int:
-        return next((i for i, j in enumerate(self._jobs) if j.id == job_id), -1)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._jobs)
+        job: ConversionJob = self._jobs[row]
+        return job
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self._jobs)) or index.column() != 0:

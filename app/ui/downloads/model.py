@@ -75,22 +75,19 @@ class _Bridge(QObject):
     changed = Signal(int)
 
 
-class DownloadListModel(QAbstractListModel):
-    """One row per queue job. Rows change only on the GUI thread; progress is re-read every 500 ms.
+class JobListModel(QAbstractListModel):
+    """Rows over a job queue (anything with ``jobs()``, ``subscribe()``, ``unsubscribe()``).
 
-    Signals:
-        finished(object): a DownloadJob has just finished and been verified.
-        states_changed(): some job changed state (for counters and badges).
+    Rows are added and removed only on the GUI thread, when a queue event arrives; progress is
+    re-read for all rows at once every 500 ms while a job is active. Subclasses say what a state
+    change means (``_state_changed``) and provide ``data``.
     """
 
-    finished = Signal(object)
-    states_changed = Signal()
-
-    def __init__(self, queue: DownloadQueue, parent: QObject | None = None) -> None:
+    def __init__(self, queue: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.queue = queue
-        self._jobs: list[DownloadJob] = []
-        self._states: dict[int, JobState] = {}
+        self._jobs: list[Any] = []
+        self._states: dict[int, Any] = {}
         self._bridge = _Bridge(self)
         self._bridge.changed.connect(self._sync)
         self._timer = QTimer(self)
@@ -100,7 +97,7 @@ class DownloadListModel(QAbstractListModel):
         self.destroyed.connect(lambda *_: queue.unsubscribe(self._on_queue_event))
         self._sync()
 
-    def _on_queue_event(self, job: DownloadJob) -> None:
+    def _on_queue_event(self, job: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the model is gone (window closing)
             self._bridge.changed.emit(job.id)
 
@@ -111,6 +108,7 @@ class DownloadListModel(QAbstractListModel):
         for row in reversed(range(len(self._jobs))):
             if self._jobs[row].id not in ids:
                 self.beginRemoveRows(QModelIndex(), row, row)
+                self._states.pop(self._jobs[row].id, None)
                 del self._jobs[row]
                 self.endRemoveRows()
         known = {j.id for j in self._jobs}
@@ -126,33 +124,69 @@ class DownloadListModel(QAbstractListModel):
             if before is not job.state:
                 self._states[job.id] = job.state
                 changed = True
-                self._row_changed(row)
-                if job.state is JobState.DONE and before is not None:
-                    self.finished.emit(job)
+                self.dataChanged.emit(self.index(row), self.index(row))
+                self._state_changed(job, before)
         if any(j.state.active for j in self._jobs):
             if not self._timer.isActive():
                 self._timer.start()
         else:
             self._timer.stop()
         if changed:
-            self.states_changed.emit()
+            self._states_changed()
+
+    def _state_changed(self, job: Any, before: Any) -> None:
+        """A job's state changed (``before`` is None for a job just added)."""
+
+    def _states_changed(self) -> None:
+        """Some job changed state during one sync."""
 
     def _tick(self) -> None:
-        """One dataChanged for all rows, twice a second, whatever the chunk rate."""
-        for job in self._jobs:
-            job.sample()
+        """One dataChanged for all rows, twice a second, whatever the progress rate."""
         if self._jobs:
-            self.dataChanged.emit(self.index(0), self.index(len(self._jobs) - 1),
-                                  [Role.FRACTION, Role.DETAIL, Qt.ItemDataRole.DisplayRole])
+            self.dataChanged.emit(self.index(0), self.index(len(self._jobs) - 1), self._progress_roles())
 
-    def _row_changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row), self.index(row))
-
-    def job_at(self, row: int) -> DownloadJob:
-        return self._jobs[row]
+    def _progress_roles(self) -> list[int]:
+        return [Role.FRACTION, Role.DETAIL]
 
     def row_of(self, job_id: int) -> int:
         return next((i for i, j in enumerate(self._jobs) if j.id == job_id), -1)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._jobs)
+
+
+class DownloadListModel(JobListModel):
+    """One row per download job.
+
+    Signals:
+        finished(object): a DownloadJob has just finished and been verified.
+        states_changed(): some job changed state (for counters and badges).
+    """
+
+    finished = Signal(object)
+    states_changed = Signal()
+
+    def __init__(self, queue: DownloadQueue, parent: QObject | None = None) -> None:
+        super().__init__(queue, parent)
+
+    def _state_changed(self, job: DownloadJob, before: JobState | None) -> None:
+        if job.state is JobState.DONE and before is not None:
+            self.finished.emit(job)
+
+    def _states_changed(self) -> None:
+        self.states_changed.emit()
+
+    def _tick(self) -> None:
+        for job in self._jobs:
+            job.sample()
+        super()._tick()
+
+    def _progress_roles(self) -> list[int]:
+        return [Role.FRACTION, Role.DETAIL, Qt.ItemDataRole.DisplayRole]
+
+    def job_at(self, row: int) -> DownloadJob:
+        job: DownloadJob = self._jobs[row]
+        return job
 
     def counts(self) -> dict[JobState, int]:
         result = dict.fromkeys(JobState, 0)
@@ -161,9 +195,6 @@ class DownloadListModel(QAbstractListModel):
         return result
 
     # -- Qt model interface -------------------------------------------------
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._jobs)
-
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self._jobs)) or index.column() != 0:
             return None
