@@ -10,6 +10,10 @@ PY := $(BIN)/python
 # Test assets live outside git and outside .venv, so a new .venv does not fetch them again.
 HEARTH_TEST_ASSETS ?= $(HOME)/.cache/hearth-test-assets
 export HEARTH_TEST_ASSETS
+# llama.cpp build options for pip's compile of llama-cpp-python (the packaging workflow uses the same).
+# RPC: the backend that splits one model across machines (hearth rpc-server, --rpc HOST:PORT).
+CMAKE_ARGS ?= -DGGML_RPC=on
+export CMAKE_ARGS
 
 .PHONY: run test lint check-core package clean
 
