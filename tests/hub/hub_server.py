@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -142,12 +143,21 @@ class HubServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.sending = 0  # bodies being sent right now
+        self.scheme = "http"
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
+
+    def use_tls(self, certfile: Path, keyfile: Path) -> HubServer:
+        """Serve HTTPS with this certificate and key (call before :meth:`start`)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https"
+        return self
 
     # -- content -------------------------------------------------------------
     def add_repo(self, repo_id: str, branches: dict[str, dict[str, bytes | Path]], *,
@@ -377,7 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         fault = server.take_fault("GET", path, ("drop", "stall", "corrupt"))
         limit = server.take_fault("GET", path, ("bandwidth",))
-        if fault is None and limit is None and blob.path is not None:
+        if fault is None and limit is None and blob.path is not None and server.scheme == "http":
             self._sendfile(blob, path, start, stop)
             return
         pos, began = start, time.monotonic()
