@@ -144,6 +144,7 @@ class HubServer(ThreadingHTTPServer):
         self.release = threading.Event()
         self.sending = 0  # bodies being sent right now
         self.scheme = "http"
+        self.users: dict[str, str] = {}  # token -> user name, for /api/whoami-v2
         self._thread: threading.Thread | None = None
 
     @property
@@ -284,6 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json({"bytes_served": dict(self.server.bytes_served)})
                 if "reset" in url.query:
                     self.server.reset_counts()
+            elif url.path == "/api/whoami-v2":
+                self._whoami()
             elif match := _API.match(url.path):
                 self._api(match["repo"], match["op"], match["rev"], match["sub"], url.query)
             elif match := _RESOLVE.match(url.path):
@@ -292,6 +295,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(404, None, "Not found")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _whoami(self) -> None:
+        """Who a token belongs to (``server.users``), as the Hub answers it; 401 for any other token."""
+        token = (self.headers.get("authorization") or "").removeprefix("Bearer ").strip()
+        name = self.server.users.get(token)
+        if name is None:
+            self._error(401, None, "Invalid credentials in Authorization header")
+            return
+        self._json({"type": "user", "id": hashlib.sha1(name.encode()).hexdigest()[:24], "name": name,
+                    "fullname": name.title(), "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": f"{name}-laptop", "role": "read"}}})
 
     def _api(self, repo_id: str, op: str, rev: str | None, sub: str | None, query: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
