@@ -7,8 +7,8 @@ import errno
 from app.errors import HearthError
 
 TOKEN_HELP = (
-    "set a Hugging Face access token (create one at https://huggingface.co/settings/tokens, "
-    "then run `hf auth login` or set the HF_TOKEN environment variable) and try again"
+    "sign in to Hugging Face with an access token (create one at https://huggingface.co/settings/tokens, "
+    "then use Sign in on Hearth's Downloads page, or run `hearth login`, or set HF_TOKEN) and try again"
 )
 
 

@@ -183,3 +183,28 @@ def test_model_folder_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "hearth-home" / "config").mkdir(parents=True, exist_ok=True)
     (tmp_path / "hearth-home" / "config" / model_folders.FILE_NAME).write_text("{garbled")
     assert model_folders.load().folders == []
+
+
+def test_cli_login_reads_the_token_from_stdin(hub: HubServer, hearth_home: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), HF_HOME=str(tmp_path / "cli-hf-home"))
+    env.pop("HF_TOKEN", None)
+
+    def hearth(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app", "login", *args], input=stdin, env=env, cwd=root,
+                              capture_output=True, text=True, timeout=60)
+
+    refused = hearth(stdin="hf_nope\n")
+    assert refused.returncode == 1 and refused.stderr.startswith("hearth: error: the Hub did not accept")
+    assert "Traceback" not in refused.stderr
+    signed = hearth(stdin=GOOD + "\n")
+    assert signed.returncode == 0, signed.stderr
+    assert signed.stdout.strip() == "Signed in to Hugging Face as alice (Alice)"
+    assert (tmp_path / "cli-hf-home" / "token").read_text().strip() == GOOD
+    assert "alice" in hearth("--status").stdout
+    assert hearth("--sign-out").returncode == 0
+    assert "Not signed in" in hearth("--status").stdout
