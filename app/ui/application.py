@@ -86,15 +86,20 @@ def run_gui(argv: list[str], open_model: str | None = None) -> int:
     window = MainWindow(context)
     window.show()
     if single:
-        server = InstanceServer(parent=window)
-        if server.listen():
-            server.open_requested.connect(lambda path: _handed_over(window, context, path))
+        # Listening starts once the window is painted (QtNetwork is not imported before that).
+        window.first_painted.connect(lambda: _listen_for_later_launches(window, context))
     if os.environ.get("HEARTH_STARTUP_PROBE"):
         # Cold-start measurement: the time from process start to the first painted window.
         window.first_painted.connect(lambda: QTimer.singleShot(0, lambda: _report_startup(app)))
     if target:
         _open_model(window, context, target)
     return app.exec()
+
+
+def _listen_for_later_launches(window: MainWindow, context: AppContext) -> None:
+    server = InstanceServer(parent=window)
+    if server.listen():
+        server.open_requested.connect(lambda path: _handed_over(window, context, path))
 
 
 def _handed_over(window: MainWindow, context: AppContext, path: str | None) -> None:

@@ -12,9 +12,13 @@ import contextlib
 import getpass
 import hashlib
 import json
+import os
+import socket as pysocket
+import sys
+import tempfile
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from app.paths import app_dirs
 
@@ -31,16 +35,55 @@ def server_name() -> str:
     except (KeyError, OSError):  # no user name in a minimal container
         user = "user"
     folder = hashlib.sha256(str(app_dirs().data.resolve()).encode()).hexdigest()[:12]
-    return f"hearth-{hashlib.sha256(user.encode()).hexdigest()[:8]}-{folder}"
+    name = f"hearth-{hashlib.sha256(user.encode()).hexdigest()[:8]}-{folder}"
+    if sys.platform == "win32":
+        return name  # a named pipe
+    # A socket file in the user's runtime folder (short enough for the 104-byte limit on socket paths).
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return os.path.join(runtime if len(runtime) < 60 else tempfile.gettempdir(), name + ".sock")
 
 
 def hand_over(path: str | None, name: str | None = None) -> bool:
-    """Send ``path`` (or nothing, just "come to the front") to a running instance; False when none answers."""
+    """Send ``path`` (or nothing, just "come to the front") to a running instance; False when none answers.
+
+    On Unix this is a plain socket, so a first start does not pay for importing QtNetwork before its
+    window is on screen.
+    """
+    name = name or server_name()
+    message = json.dumps({"open": path}).encode() + b"\n"
+    if sys.platform != "win32":
+        return _hand_over_unix(name, message)
+    return _hand_over_qt(name, message)
+
+
+def _hand_over_unix(name: str, message: bytes) -> bool:
+    if not os.path.exists(name):
+        return False
+    try:
+        with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM) as sock:
+            sock.settimeout(CONNECT_MS / 1000)
+            sock.connect(name)
+            sock.settimeout(REPLY_MS / 1000)
+            sock.sendall(message)
+            reply = b""
+            while len(reply) < len(ACK):
+                chunk = sock.recv(16)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.startswith(ACK)
+    except OSError:  # nobody listening (a socket file left by a crash), or no answer in time
+        return False
+
+
+def _hand_over_qt(name: str, message: bytes) -> bool:
+    from PySide6.QtNetwork import QLocalSocket
+
     socket = QLocalSocket()
-    socket.connectToServer(name or server_name())
+    socket.connectToServer(name)
     if not socket.waitForConnected(CONNECT_MS):
         return False
-    socket.write(json.dumps({"open": path}).encode() + b"\n")
+    socket.write(message)
     socket.flush()
     socket.waitForBytesWritten(REPLY_MS)  # False when flush() already wrote it all
     while socket.bytesAvailable() < len(ACK) and socket.waitForReadyRead(REPLY_MS):
@@ -61,15 +104,19 @@ class InstanceServer(QObject):
     open_requested = Signal(object)
 
     def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
+        from PySide6.QtNetwork import QLocalServer
+
         super().__init__(parent)
         self.name = name or server_name()
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self.server.newConnection.connect(self._accept)
-        self._buffers: dict[QLocalSocket, bytes] = {}
+        self._buffers: dict[Any, bytes] = {}
 
     def listen(self) -> bool:
         """Start listening; a socket file left by a crashed instance (nobody answers on it) is replaced."""
+        from PySide6.QtNetwork import QLocalServer
+
         if self.server.listen(self.name):
             return True
         QLocalServer.removeServer(self.name)  # callers found nobody answering on it
@@ -86,11 +133,11 @@ class InstanceServer(QObject):
             if socket.bytesAvailable():
                 self._read(socket)
 
-    def _forget(self, socket: QLocalSocket) -> None:
+    def _forget(self, socket: Any) -> None:
         self._buffers.pop(socket, None)
         socket.deleteLater()
 
-    def _read(self, socket: QLocalSocket) -> None:
+    def _read(self, socket: Any) -> None:
         data = self._buffers.get(socket, b"") + bytes(socket.readAll().data())
         if b"\n" not in data:
             if len(data) > MAX_MESSAGE:

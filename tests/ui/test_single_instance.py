@@ -114,3 +114,22 @@ def test_each_data_folder_has_its_own_instance(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "b"))
     assert server_name() != a
     assert len(a) < 60  # Unix socket paths are short
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes leave no file behind")
+def test_a_socket_left_by_a_crash_is_replaced(qapp: QApplication, hearth_home: Path) -> None:
+    import socket
+
+    from app.ui.single_instance import InstanceServer, hand_over
+
+    name = server_name()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(name)  # bound, never listening, then gone: what a killed instance leaves
+    stale.close()
+    assert Path(name).exists()
+    assert hand_over("/some/model.gguf") is False  # nobody answers: this launch starts its own window
+    server = InstanceServer()
+    try:
+        assert server.listen()
+    finally:
+        server.close()
