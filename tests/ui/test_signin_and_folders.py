@@ -117,6 +117,16 @@ def test_gated_repo_offers_sign_in_and_the_page_shows_who(qtbot: QtBot, page: Do
     assert get_token() is None
 
 
+def test_a_gated_download_that_fails_offers_sign_in(qtbot: QtBot, page: DownloadsPage, hub: HubServer) -> None:
+    from app.hub.plan import DownloadRequest
+    from app.hub.queue import JobState
+
+    job = page.enqueue(DownloadRequest(GATED, files=("tiny.Q4_0.gguf",)))
+    qtbot.waitUntil(lambda: job.state is JobState.FAILED, timeout=10_000)
+    qtbot.waitUntil(page.sign_in_hint.isVisible, timeout=5_000)
+    assert "gated" in page.sign_in_hint_label.text() and "Sign in" in page.sign_in_hint_label.text()
+
+
 def test_page_shows_an_account_signed_in_earlier(qtbot: QtBot, context: AppContext, hub: HubServer) -> None:
     account.sign_in(GOOD)  # e.g. with `hf auth login`
     page = DownloadsPage(context)
