@@ -47,3 +47,15 @@ def test_appstream_validates_when_the_tool_is_there() -> None:
     result = subprocess.run([tool, "validate", "--no-net", str(LINUX / "io.github.hearth.Hearth.metainfo.xml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_bundle_keeps_every_qt_module_the_app_imports() -> None:
+    """An excluded Qt module the code imports would crash the bundle (QtNetwork: the single instance)."""
+    import re
+
+    spec = (ROOT / "packaging" / "hearth.spec").read_text(encoding="utf-8")
+    excluded = set(re.findall(r'"(PySide6\.Qt\w+)"', spec.split("excludes = [", 1)[1].split("]", 1)[0]))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "app").rglob("*.py"))
+    used = set(re.findall(r"(?:from|import) (PySide6\.Qt\w+)", source))
+    assert "PySide6.QtNetwork" in used
+    assert not used & excluded, sorted(used & excluded)
