@@ -156,21 +156,21 @@ def choose_from_gguf(
 ) -> ChosenTemplate | None:
     """The GGUF file's own chat template: ours when it renders identically, else a new one."""
     probe = [Message("system", "{system_message}"), Message("user", "{prompt}")]
-    tokens = {"bos_token": bos or "", "eos_token": eos or ""}
+    bos_token, eos_token = bos or "", eos or ""
     mine = PromptTemplate(id="probe", name="probe", jinja=chat_template)
     try:
-        shown = mine.render(probe, **tokens)
+        shown = mine.render(probe, bos_token=bos_token, eos_token=eos_token)
         supports_system = "{system_message}" in shown
     except TemplateError:
         try:
-            shown = mine.render(probe[1:], **tokens)
+            shown = mine.render(probe[1:], bos_token=bos_token, eos_token=eos_token)
             supports_system = False
         except TemplateError:
             return None
     for template_id, spec in templates.items():
         ours = PromptTemplate(id=template_id, name=spec["name"], jinja=spec["jinja"])
         try:
-            if ours.render(probe, **tokens) == shown:
+            if ours.render(probe, bos_token=bos_token, eos_token=eos_token) == shown:
                 return ChosenTemplate(template_id, None, None, "ours")
         except TemplateError:
             continue

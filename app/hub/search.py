@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 from app.hub import session
-from app.hub.errors import HubError, translate
+from app.hub.errors import HubError, HubUnreachable, translate
 from app.hub.listing import LISTING_TIMEOUT_S, within_deadline
 from app.hub.small_files import require_online
 
+CONNECT_CHECK_S = 5.0
 FORMATS = ("gguf", "gptq", "awq", "exl2", "mlx", "safetensors")
 _EXPAND = ["downloads", "likes", "lastModified", "tags", "pipeline_tag", "gated", "private"]
 
@@ -68,12 +72,31 @@ def _result(info: Any) -> SearchResult:
     )
 
 
+def _reachable_or_raise() -> None:
+    """Fail at once when nothing listens at the endpoint (list_models' own retries take 20+ s).
+
+    Skipped behind a proxy, where a direct connection says nothing about the proxied one.
+    """
+    if any(os.environ.get(n) for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return
+    url = urlparse(session.endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=CONNECT_CHECK_S).close()
+    except OSError:
+        raise HubUnreachable(
+            f"cannot reach {session.endpoint()}: check your internet connection (or HF_ENDPOINT); "
+            "the catalogue and installed models keep working"
+        ) from None
+
+
 def search_models(query: str, fmt: str | None = None, limit: int = 30) -> list[SearchResult]:
     """Models matching ``query``, most downloaded first; ``fmt`` keeps one format (gguf, gptq)."""
     query = query.strip()
     if not query:
         raise HubError("nothing to search for: give a few words, e.g. `hearth search mistral 7b`")
     require_online("searching")
+    _reachable_or_raise()
 
     def call() -> list[SearchResult]:
         found = session.api().list_models(
