@@ -175,7 +175,7 @@ def choose_from_gguf(
         except TemplateError:
             continue
     spec = {
-        "name": "From the GGUF file",
+        "name": "Chat template (from the GGUF file)",
         "format": shown,
         "jinja": chat_template,
         "stop": [eos] if eos else [],

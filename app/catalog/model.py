@@ -151,7 +151,9 @@ class Model:
         billions = self.parameters / 1e9
         if billions >= 1:
             return f"{billions:.0f}B" if billions >= 10 else f"{billions:.1f}B"
-        return f"{self.parameters / 1e6:.0f}M"
+        if self.parameters >= 1e6:
+            return f"{self.parameters / 1e6:.0f}M"
+        return f"{self.parameters / 1e3:.0f}K"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -156,10 +156,11 @@ class HubSearchPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(28)
         header = self.table.horizontalHeader()
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setHighlightSections(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 72), (2, 84), (3, 64), (4, 96)):
+        for column, width in ((1, 72), (2, 96), (3, 64), (4, 96)):
             header.resizeSection(column, width)
-        self.table.setMaximumHeight(200)
         self.table.hide()
 
         row = QHBoxLayout()
@@ -209,6 +210,9 @@ class HubSearchPanel(QWidget):
                        if results else "No models on the Hub match that search.")
         self.results.set_results(results)
         self.table.setVisible(bool(results))
+        # As tall as the results, up to six rows: the catalogue above keeps its room.
+        rows = min(len(results), 6)
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + rows * 28 + 4)
         if results:
             self.table.selectRow(0)
 

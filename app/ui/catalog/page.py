@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QObject, Qt, QThreadPool, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,8 +37,8 @@ BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 
 FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert for llama.cpp)", "gptq"))
 
 
-COLUMN_WIDTHS = {Column.FORMAT: 96, Column.BITS: 48, Column.GROUP: 64,
-                 Column.SIZE: 150, Column.FIT: 82, Column.STATUS: 110, Column.SOURCE: 110}
+COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
+                 Column.SIZE: 88, Column.FIT: 76, Column.STATUS: 96, Column.SOURCE: 104}
 
 
 class HardwareProbe(QObject):
@@ -127,7 +127,7 @@ class CatalogPage(QWidget):
         self.probe = HardwareProbe(self)
         self.probe.detected.connect(self.set_hardware)
         self.probe.start()
-        self.table.expandAll()
+        self._span_model_rows()
         if self.proxy.rowCount():
             self._select_first()
         else:
@@ -223,7 +223,7 @@ class CatalogPage(QWidget):
         empty = self.proxy.rowCount() == 0
         self.empty_label.setVisible(empty)
         self._update_subtitle()
-        self.table.expandAll()
+        self._span_model_rows()
         if empty:
             self._selected = None
             self._show_details()
@@ -234,6 +234,13 @@ class CatalogPage(QWidget):
             self.table.setCurrentIndex(index)
         else:
             self._select_first()
+
+    def _span_model_rows(self) -> None:
+        """Model rows span the whole width, so the full name is never cut; their variants sit below."""
+        root = QModelIndex()
+        for row in range(self.tree.rowCount()):
+            self.table.setFirstColumnSpanned(row, root, True)
+        self.table.expandAll()
 
     def _select_first(self) -> None:
         first_model = self.tree.index(0, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
 
 from app.catalog import Model
 from app.catalog.model import Variant
@@ -13,6 +13,7 @@ from app.ui.catalog.table_model import HEADERS, CatalogFilterProxy, Column, Role
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _TOP = 0xFFFFFFFF  # internalId of a model row; a variant row holds its model row's number
+ROW_HEIGHT = 30
 
 
 class CatalogTreeModel(QAbstractItemModel):
@@ -122,6 +123,8 @@ class CatalogTreeModel(QAbstractItemModel):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
+        if role == Qt.ItemDataRole.SizeHintRole:
+            return QSize(-1, ROW_HEIGHT)
         if index.internalId() == _TOP:
             return self._model_data(index, role)
         proxy_index = self._proxy_index(index)
@@ -141,8 +144,10 @@ class CatalogTreeModel(QAbstractItemModel):
             return model
         if role == Qt.ItemDataRole.DisplayRole:
             variants = [self._proxy.index(r, 0).data(Role.VARIANT) for r in rows]
-            if column == Column.MODEL:
-                return model.name
+            if column == Column.MODEL:  # the row spans the table: the full name, then a summary
+                formats = " and ".join(f.upper() for f in ("gguf", "gptq") if any(v.format == f for v in variants))
+                count = f"{len(rows)} {formats} variant{'s' if len(rows) != 1 else ''}"
+                return f"{model.name}   ·   {model.creator} · {model.parameters_label} · {count} · {model.source_label}"
             if column == Column.FORMAT:
                 return " · ".join(f.upper() for f in ("gguf", "gptq") if any(v.format == f for v in variants))
             if column == Column.QUANT:
