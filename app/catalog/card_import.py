@@ -211,7 +211,11 @@ def _gguf_sibling(card: ModelCard, notes: list[str]) -> tuple[dict[str, Any] | N
         return None, None
     try:
         listing = list_files(linked, "main")
-    except (RepoNotFound, EntryNotFound, AccessDenied) as exc:
+    except (RepoNotFound, EntryNotFound):
+        notes.append(f"the card links the GGUF repo {linked}, which is not on the Hub; only the GPTQ branches "
+                     "were added")
+        return None, None
+    except AccessDenied as exc:
         notes.append(f"the GGUF repo {linked} was not added: {exc}")
         return None, None
     variants = group_quants(listing.files)
