@@ -137,7 +137,7 @@ class HubSearchPanel(QWidget):
         super().__init__(parent)
         self.worker = HubWorker(self)
         self.results = SearchResultsModel(self)
-        self.query = named(QLineEdit(), "HubSearchBox")
+        self.query = named(QLineEdit(), "SearchBox")  # styled like the catalogue filter box
         self.query.setPlaceholderText("Search the Hub: mistral 7b, llama 3 gguf…")
         self.query.setClearButtonEnabled(True)
         self.format_box = QComboBox()
