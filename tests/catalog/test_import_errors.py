@@ -144,3 +144,15 @@ def test_broken_user_catalogue_does_not_stop_the_curated_one(capsys: pytest.Capt
     assert len(json.loads(captured.out)["models"]) == 6
     assert "warning: your catalogue" in captured.err and "was not loaded" in captured.err
     assert user_catalog_path().read_text().startswith('{"schema_version"')  # left as it was
+
+
+def test_gated_repo_with_a_token_imports(hub: HubServer, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    card = seed_text("003")
+    add_card_repo(hub, "meta/Gated-GPTQ", card)
+    hub.repos["meta/Gated-GPTQ"].gated = True
+    hub.repos["meta/Gated-GPTQ"].tokens = {"hf_test_token"}
+    fails_with_one_line(["catalog", "add", "meta/Gated-GPTQ"], capsys, "gated")
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    assert main(["catalog", "add", "meta/Gated-GPTQ"]) == 0
+    assert "meta/Gated-GPTQ" in user_catalog_path().read_text()

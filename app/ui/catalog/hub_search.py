@@ -30,7 +30,7 @@ HEADERS = ("Repository", "Format", "Downloads", "Likes", "Updated")
 
 
 class HubWorker(QObject):
-    """Runs Hub searches and imports on worker threads; a newer request drops an older one's answer.
+    """Runs Hub searches and imports on worker threads; a newer search drops an older search's answer.
 
     Signals:
         searched(list): the SearchResults of the latest search.
@@ -44,12 +44,12 @@ class HubWorker(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._generation = 0
+        self._generations = {"search": 0, "add": 0}
 
     def search(self, query: str, fmt: str | None) -> None:
         from app.hub.search import search_models
 
-        self._run(lambda: (self.searched, search_models(query, fmt)))
+        self._run("search", lambda: (self.searched, search_models(query, fmt)))
 
     def add(self, repo: str) -> None:
         def work() -> tuple[Any, ...]:
@@ -60,11 +60,11 @@ class HubWorker(QObject):
             commit_import(plan)
             return self.imported, load_catalog(), plan.model["id"], plan.notes
 
-        self._run(work)
+        self._run("add", work)
 
-    def _run(self, work: Callable[[], tuple[Any, ...]]) -> None:
-        self._generation += 1
-        generation = self._generation
+    def _run(self, kind: str, work: Callable[[], tuple[Any, ...]]) -> None:
+        self._generations[kind] += 1
+        generation = self._generations[kind]
 
         def thread() -> None:
             try:
@@ -73,7 +73,7 @@ class HubWorker(QObject):
                 signal, args = self.failed, [str(exc)]
             except Exception as exc:  # never a traceback in the GUI
                 signal, args = self.failed, [f"{type(exc).__name__}: {exc}"]
-            if generation == self._generation:
+            if generation == self._generations[kind]:
                 with contextlib.suppress(RuntimeError):  # the page was closed meanwhile
                     signal.emit(*args)
 
