@@ -55,16 +55,36 @@ def _slug(text: str) -> str:
 
 
 def _model_id(repo: str, taken: set[str]) -> str:
+    """An id from the repo name; the owner is added (then a number) when another model has it."""
     owner, _, name = repo.partition("/")
-    base = _slug(name)
-    if base not in taken:
-        return base
-    return f"{base}-{_slug(owner)}"
+    for candidate in (_slug(name), f"{_slug(name)}-{_slug(owner)}"):
+        if candidate not in taken:
+            return candidate
+    number = 2
+    while f"{_slug(name)}-{_slug(owner)}-{number}" in taken:
+        number += 1
+    return f"{_slug(name)}-{_slug(owner)}-{number}"
 
 
-def _taken_ids() -> set[str]:
+def _taken_ids(repo: str | None = None) -> set[str]:
+    """Curated ids, and the ids of models imported from other repos (importing a repo again updates it)."""
     with catalog_path().open(encoding="utf-8") as f:
-        return {m["id"] for m in json.load(f)["models"]}
+        taken = {m["id"] for m in json.load(f)["models"]}
+    if repo is not None:
+        try:
+            user = read_document() or {}
+        except HearthError:
+            user = {}
+        taken |= {m.get("id") for m in user.get("models", []) if m.get("imported_from") != repo}
+    return taken
+
+
+def _existing_id(repo: str) -> str | None:
+    try:
+        user = read_document() or {}
+    except HearthError:
+        return None
+    return next((m.get("id") for m in user.get("models", []) if m.get("imported_from") == repo), None)
 
 
 def _parameters_from_config(config: dict[str, Any] | None) -> int | None:
@@ -282,7 +302,7 @@ def plan_import(text: str, progress: Progress | None = None) -> ImportPlan:
     card_text = fetch_text(repo, listing.commit, "README.md")
     card = parse_card(card_text) if card_text else None
     templates = _curated_templates()
-    model_id = _model_id(repo, _taken_ids())
+    model_id = _existing_id(repo) or _model_id(repo, _taken_ids(repo))
     notes: list[str] = []
     gguf_variants = group_quants(listing.files)
     header: RemoteHeader | None = None
