@@ -112,3 +112,15 @@ def test_offline_search_says_so_in_one_line(qtbot: QtBot, context: AppContext, l
         page.hub_panel.start_search()
     assert "offline mode is on" in page.hub_panel.status.text()
     assert page.tree.rowCount() == len(context.catalog.models)  # the catalogue keeps working
+
+
+def test_a_broken_user_catalogue_is_reported_not_fatal(qtbot: QtBot, qapp: object, hearth_home: Path,
+                                                      laptop: Hardware) -> None:
+    from app.ui.application import create_context
+
+    user_catalog_path().parent.mkdir(parents=True, exist_ok=True)
+    user_catalog_path().write_text("{not json")
+    context = create_context(qapp)  # type: ignore[arg-type]
+    page = make_page(qtbot, context, laptop)
+    assert "is not valid JSON" in page.hub_panel.status.text()
+    assert page.tree.rowCount() == 6

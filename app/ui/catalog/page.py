@@ -128,6 +128,8 @@ class CatalogPage(QWidget):
         self.probe.detected.connect(self.set_hardware)
         self.probe.start()
         self._span_model_rows()
+        if context.catalog.problems:  # a broken user catalogue: say so, the curated one still shows
+            self.hub_panel.status.setText(context.catalog.problems[0])
         if self.proxy.rowCount():
             self._select_first()
         else:
