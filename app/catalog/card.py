@@ -32,6 +32,15 @@ class GptqRow:
 
 
 @dataclass(frozen=True)
+class GgufRow:
+    """One row of a GGUF card's "Provided files" table: what the card says about one file."""
+
+    name: str
+    max_ram_bytes: int | None
+    description: str
+
+
+@dataclass(frozen=True)
 class CardPrompt:
     """The card's prompt format: its name ("ChatML") if given, and the text with ``{prompt}``."""
 
@@ -49,6 +58,7 @@ class ModelCard:
     prompt: CardPrompt | None
     links: dict[str, str] = field(default_factory=dict)
     text: str = ""
+    gguf_files: dict[str, GgufRow] = field(default_factory=dict)
 
     @property
     def has_table(self) -> bool:
@@ -82,6 +92,7 @@ def parse_card(text: str) -> ModelCard:
         prompt=_prompt(body, front),
         links=_links(body),
         text=body,
+        gguf_files=_gguf_table(body),
     )
 
 
@@ -229,6 +240,33 @@ def _row(cells: dict[str | None, str], number: int) -> GptqRow:
         made_with=made_with,
         description=cells["description"].strip(),
     )
+
+
+# -- a GGUF card's file table (Name | Quant method | Bits | Size | Max RAM required | Use case) ------
+_GGUF_HEADER = re.compile(r"\|\s*Name\s*\|\s*Quant method\s*\|[^\n]*", re.IGNORECASE)
+
+
+def _gguf_table(body: str) -> dict[str, GgufRow]:
+    """File name -> the card's max RAM and use case; rows that do not parse are left out (hints only)."""
+    match = _GGUF_HEADER.search(body)
+    if not match:
+        return {}
+    lines, _flattened = _table_lines(body, match.start())
+    header = [re.sub(r"\s+", " ", c.lower()) for c in _cells(lines[0])]
+    try:
+        name_at, ram_at, use_at = header.index("name"), header.index("max ram required"), header.index("use case")
+    except ValueError:
+        return {}
+    rows: dict[str, GgufRow] = {}
+    for line in lines[1:]:
+        cells = _cells(line)
+        if len(cells) != len(header) or all(re.fullmatch(r":?-*:?", c) for c in cells):
+            continue
+        name = _link(cells[name_at])[0].strip("`")
+        ram = _SIZE.match(cells[ram_at].strip())
+        ram_bytes = round(float(ram[1].replace(",", "")) * _UNITS[ram[2].lower()]) if ram else None
+        rows[name] = GgufRow(name, ram_bytes, cells[use_at].strip())
+    return rows
 
 
 # -- the prompt block -----------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.catalog.card import GptqRow, ModelCard, parse_card
+from app.catalog.card import CardError, GptqRow, ModelCard, parse_card
 from app.catalog.card_prompt import ChosenTemplate, choose_from_card, choose_from_gguf
 from app.catalog.gguf_repo import group_quants, memory_needed, parameter_count, representative
 from app.catalog.loader import document_problems
@@ -213,10 +213,16 @@ def _read_header(repo: str, variants: list[dict[str, Any]], listing: RepoListing
 
 
 def _gguf_repo_spec(repo: str, listing: RepoListing, header: RemoteHeader | None,
-                    variants: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+                    variants: list[dict[str, Any]], card: ModelCard | None = None, **extra: Any) -> dict[str, Any]:
+    """The repo's entry; memory from the file's header, else the card's "Max RAM required"; its use cases."""
     for v in variants:
+        said = card.gguf_files.get(v["files"][0].rsplit("/", 1)[-1]) if card else None
         if header is not None:
             v["max_ram_bytes"] = memory_needed(v["size_bytes"], header.metadata)
+        elif said and said.max_ram_bytes:
+            v["max_ram_bytes"] = said.max_ram_bytes
+        if said and said.description:
+            v["description"] = said.description
     return {"repo": repo, "format": "gguf", "verified": True, **extra, "variants": variants}
 
 
@@ -243,12 +249,17 @@ def _gguf_sibling(card: ModelCard, notes: list[str]) -> tuple[dict[str, Any] | N
         notes.append(f"the GGUF repo {linked} has no GGUF files; only the GPTQ branches were added")
         return None, None
     header = _read_header(linked, variants, listing, notes)
+    sibling_text = fetch_text(linked, listing.commit, "README.md")
+    try:
+        sibling_card = parse_card(sibling_text) if sibling_text else None
+    except CardError:  # its use cases are hints; a card we cannot read costs only those
+        sibling_card = None
     extra: dict[str, Any] = {}
     if supersedes:
         extra = {"supersedes": supersedes,
                  "note": f"The card links the GGML repo {supersedes}, which llama.cpp no longer loads; "
                          f"{linked} replaced it."}
-    return _gguf_repo_spec(linked, listing, header, variants, **extra), header
+    return _gguf_repo_spec(linked, listing, header, variants, sibling_card, **extra), header
 
 
 def _template(card: ModelCard | None, header: RemoteHeader | None, model_id: str, repo: str,
@@ -317,7 +328,7 @@ def plan_import(text: str, progress: Progress | None = None) -> ImportPlan:
             gguf_variants = wanted
         say(f"Reading the GGUF header of {representative(gguf_variants)['files'][0]} (a few hundred KB)…")
         header = _read_header(repo, gguf_variants, listing, notes)
-        repos.append(_gguf_repo_spec(repo, listing, header, gguf_variants))
+        repos.append(_gguf_repo_spec(repo, listing, header, gguf_variants, card))
         origin = "gguf-repo"
     elif card is not None and card.has_table:
         say(f"Checking {len(card.rows)} branches against the Hub…")

@@ -172,3 +172,25 @@ def test_same_name_under_two_owners_gets_two_ids(hub: HubServer, chatml_gguf: by
     again = add("alice/Chat-GGUF", capsys)["id"]  # importing again updates the entry
     assert (first, second, again) == ("chat", "chat-bob", "chat")
     assert sorted(m.id for m in load_catalog().models if m.imported) == ["chat", "chat-bob"]
+
+
+THEBLOKE_GGUF_CARD = """# Tiny Chat - GGUF
+
+## Provided files
+
+| Name | Quant method | Bits | Size | Max RAM required | Use case |
+| ---- | ---- | ---- | ---- | ---- | ----- |
+| [chat.Q4_0.gguf](https://hf.co/x/C) | Q4_0 | 4 | 0.47 MB| 2.50 GB | legacy; small - prefer using Q3_K_M |
+| chat.Q8_0.gguf | Q8_0 | 8 | 0.47 MB| 2.50 GB | very large, extremely low quality loss - not recommended |
+"""
+
+
+def test_thebloke_gguf_card_gives_use_cases(hub: HubServer, chatml_gguf: bytes,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    hub.add_repo("x/Chat-GGUF", {"main": {"README.md": THEBLOKE_GGUF_CARD.encode(),
+                                          "chat.Q4_0.gguf": chatml_gguf, "chat.Q8_0.gguf": chatml_gguf}})
+    variants = {v["quant"]: v for v in add("x/Chat-GGUF", capsys)["variants"]}
+    assert variants["Q4_0"]["description"] == "legacy; small - prefer using Q3_K_M"
+    assert variants["Q8_0"]["description"].startswith("very large")
+    # The file's own header gives the memory, not the card's flat "size + 2.5 GB".
+    assert variants["Q4_0"]["max_ram_bytes"] < 2_500_000_000
