@@ -149,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     headers = ["MODEL", "FORMAT", "QUANT / BRANCH", "BITS", "GROUP", "ACT ORDER", "SIZE", "FIT", "USE"]
     print(render_table(headers, rows, right={3, 4, 6}))
     print(f"\n{len(rows)} variants of {len(chosen)} models · this machine: {hw.summary()}")
+    imported = [m.id for m, _ in chosen if m.imported]
+    if imported:
+        print(f"Imported by you: {', '.join(imported)} (`hearth catalog remove ID` takes one out)")
     if any(v.format == "gptq" for _, vs in chosen for v in vs):
         print("GPTQ branches do not run in llama.cpp as they are: `hearth convert VARIANT_ID` turns one into "
               "a GGUF (e.g. mistral-7b-openorca:gptq:main), or pick a GGUF quant.")

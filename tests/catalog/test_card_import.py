@@ -99,3 +99,13 @@ def test_missing_branch_is_noted_not_hidden(hub: HubServer, capsys: pytest.Captu
     captured = capsys.readouterr()
     assert "branch gptq-8bit-128g-actorder_True is on the card but not on the Hub" in captured.err
     assert "Added Llama2 13B Orca v2 8K" in captured.out and "OpenAssistant" in captured.out
+
+
+def test_table_names_the_imported_models(hub: HubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    card = seed_text("004")
+    add_card_repo(hub, "someone/Beluga-GPTQ", card)
+    assert main(["catalog", "add", "someone/Beluga-GPTQ"]) == 0
+    capsys.readouterr()
+    assert main(["catalog", "--format", "gptq"]) == 0
+    out = capsys.readouterr().out
+    assert "beluga " in out and "Imported by you: beluga (`hearth catalog remove ID`" in out
