@@ -66,7 +66,10 @@ def read_remote_header(repo: str, revision: str, path: str, size: int) -> Remote
                     raise HubError(f"the GGUF header of {where} is larger than {MAX_HEADER >> 20} MB; "
                                    "Hearth gave up reading it")
                 want = min(want * 2, size, MAX_HEADER)
-            f.truncate(size)  # sparse: the tensor data is never fetched nor written
+            try:
+                f.truncate(size)  # sparse: the tensor data is never fetched nor written
+            except OSError as exc:  # a file system without sparse files, or not enough room
+                raise HubError(f"cannot lay out the header of {where} to read it: {exc.strerror or exc}") from None
         try:
             metadata = read_gguf_metadata(local)
         except GGUFError as exc:
