@@ -95,7 +95,9 @@ def test_search_the_hub_then_add_and_remove(qtbot: QtBot, context: AppContext, l
         page.show()
         page.grab().save(os.environ["HEARTH_SCREENSHOT"])
 
-    qtbot.mouseClick(page.remove_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(panel.worker.removed, timeout=10_000):
+        qtbot.mouseClick(page.remove_button, Qt.MouseButton.LeftButton)
+    assert "Removed Tiny Chat" in panel.status.text()
     assert "tiny-chat" not in {m.id for m in context.catalog.models}
     assert not user_catalog_path().exists()
     assert all(page.tree.index(r, 0).data(Role.MODEL).id != "tiny-chat" for r in range(page.tree.rowCount()))

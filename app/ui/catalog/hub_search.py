@@ -35,16 +35,18 @@ class HubWorker(QObject):
     Signals:
         searched(list): the SearchResults of the latest search.
         imported(object, str, list): the reloaded Catalog, the new model's id, notes for the user.
+        removed(object, str): the reloaded Catalog and the removed model's id.
         failed(str): one line saying what went wrong (offline, unknown repo, not runnable...).
     """
 
     searched = Signal(list)
     imported = Signal(object, str, list)
+    removed = Signal(object, str)
     failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._generations = {"search": 0, "add": 0}
+        self._generations = {"search": 0, "add": 0, "remove": 0}
 
     def search(self, query: str, fmt: str | None) -> None:
         from app.hub.search import search_models
@@ -61,6 +63,16 @@ class HubWorker(QObject):
             return self.imported, load_catalog(), plan.model["id"], plan.notes
 
         self._run("add", work)
+
+    def remove(self, model_id: str) -> None:
+        def work() -> tuple[Any, ...]:
+            from app.catalog import load_catalog
+            from app.catalog.card_import import remove_model
+
+            remove_model(model_id)
+            return self.removed, load_catalog(), model_id
+
+        self._run("remove", work)
 
     def _run(self, kind: str, work: Callable[[], tuple[Any, ...]]) -> None:
         self._generations[kind] += 1

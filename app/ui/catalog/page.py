@@ -203,6 +203,7 @@ class CatalogPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.remove_button.clicked.connect(self._remove)
         self.hub_panel.added.connect(self._catalog_reloaded)
+        self.hub_panel.worker.removed.connect(self._removed)
         self.download_button.clicked.connect(self._download)
         self.chat_button.clicked.connect(self._chat)
         self.convert_button.clicked.connect(self._convert)
@@ -261,23 +262,18 @@ class CatalogPage(QWidget):
         self._show_details()
 
     def _remove(self) -> None:
-        """Take the selected imported model out of the user catalogue, then show the reloaded catalogue."""
+        """Take the selected imported model out of the user catalogue (on a worker thread)."""
         if not self._selected or not self._selected[0].imported:
             return
-        from app.catalog import load_catalog
-        from app.catalog.card_import import remove_model
-        from app.errors import HearthError
+        self.remove_button.setEnabled(False)
+        self.hub_panel.worker.remove(self._selected[0].id)
 
-        model = self._selected[0]
-        try:
-            remove_model(model.id)
-            catalog = load_catalog()
-        except HearthError as exc:
-            self.context.events.status_message.emit(str(exc))
-            return
+    def _removed(self, catalog: object, model_id: str) -> None:
+        name = next((m.name for m in self.context.catalog.models if m.id == model_id), model_id)
         self._selected = None
         self._catalog_reloaded(catalog, "")
-        self.context.events.status_message.emit(f"Removed {model.name} from your catalogue")
+        self.hub_panel.status.setText(f"Removed {name} from your catalogue; downloaded files, if any, are kept.")
+        self.context.events.status_message.emit(f"Removed {name} from your catalogue")
 
     def _catalog_reloaded(self, catalog: object, model_id: str) -> None:
         """A model was added or removed: show the new catalogue and select what was added."""
