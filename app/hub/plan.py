@@ -69,7 +69,8 @@ def request_for_variant(variant: Variant, label: str = "") -> DownloadRequest:
 
 def request_for_ref(ref: RepoRef, includes: tuple[str, ...] = (), dest: str | None = None) -> DownloadRequest:
     files = (ref.path,) if ref.path else ()
-    return DownloadRequest(repo=ref.repo, revision=ref.branch, includes=includes, files=files, dest=dest)
+    return DownloadRequest(repo=ref.repo, revision=ref.branch, includes=includes or ref.includes, files=files,
+                           dest=dest)
 
 
 @dataclass
