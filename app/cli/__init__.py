@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from app import __version__
+from app.cli.terminal import safe_line
 from app.errors import HearthError
 
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _self_test(args: argparse.Namespace) -> int:
     from app.selftest import run_self_test
 
-    print(run_self_test(args.model).line())
+    print(safe_line(run_self_test(args.model).line()))
     return 0
 
 
@@ -75,7 +76,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         return handler(args)
     except HearthError as exc:
-        print(f"hearth: error: {exc}", file=sys.stderr)
+        print(f"hearth: error: {safe_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hearth: interrupted", file=sys.stderr)
