@@ -135,14 +135,23 @@ def _line(obj: dict[str, Any], key: str, where: str) -> str | None:
     return value if len(value) <= MAX_LINE_FIELD else value[: MAX_LINE_FIELD - 1] + "…"
 
 
+def _finite(value: int | float) -> bool:
+    # math.isfinite would overflow on an int of hundreds of digits; ints are finite anyway.
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _shown(value: int | float) -> str:
+    return repr(value) if isinstance(value, float) or abs(value) < 10**30 else "a number far too large"
+
+
 def _number(obj: dict[str, Any], key: str, where: str, low: float, high: float,
             kind: type | tuple[type, ...] = (int, float)) -> Any:
     value = _typed(obj, key, kind, where)
     if value is None:
         return None
-    if not math.isfinite(value) or not low <= value <= high:
+    if not _finite(value) or not low <= value <= high:
         raise ChatImportError(
-            f"{where}: \"{key}\" is {value!r:.40}; expected a number from {low:g} to {high:g}"
+            f"{where}: \"{key}\" is {_shown(value)}; expected a number from {low:g} to {high:g}"
         )
     return value
 
@@ -151,9 +160,9 @@ def _time(obj: dict[str, Any], key: str, where: str) -> float | None:
     value = _typed(obj, key, (int, float), where)
     if value is None:
         return None
-    if not math.isfinite(value) or not 0 <= value <= LATEST_TIME:
+    if not _finite(value) or not 0 <= value <= LATEST_TIME:
         raise ChatImportError(
-            f"{where}: \"{key}\" is {value!r:.40}, not a time Hearth can show; expected seconds "
+            f"{where}: \"{key}\" is {_shown(value)}, not a time Hearth can show; expected seconds "
             f"since 1970 (0 to {LATEST_TIME:.0f})"
         )
     return float(value)
