@@ -137,7 +137,7 @@ def test_error_dispatcher_escapes_outside_text(
         raise HearthError(f"server said: {ISSUE_TITLE}\nsecond line \u202e")
 
     monkeypatch.setattr(chats_cmd, "run", hostile)
-    code, out, err = run(capsys, "chats", "list")
+    code, _out, err = run(capsys, "chats", "list")
     assert code == 1
     assert err == "hearth: error: server said: \\x1b]0;pwned\\x07\\x1b[2J\\x0asecond line \\u202e\n"
 
