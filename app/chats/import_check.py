@@ -118,10 +118,11 @@ def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 def _text(obj: dict[str, Any], key: str, where: str) -> str | None:
     value = _typed(obj, key, str, where)
-    if value is not None and _SURROGATE.search(value):
+    surrogate = _SURROGATE.search(value) if value is not None else None
+    if surrogate is not None:
         raise ChatImportError(
-            f"{where}: \"{key}\" holds a lone surrogate (\\u{ord(_SURROGATE.search(value).group()):04x}),"  # type: ignore[union-attr]
-            " which is not valid Unicode text; fix or remove that character"
+            f"{where}: \"{key}\" holds a lone surrogate (\\u{ord(surrogate.group()):04x}), which is "
+            "not valid Unicode text; fix or remove that character"
         )
     return value
 
