@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from app.chats.store import ChatNotFound, ChatStore
 from app.cli import main
 from app.ui.application import create_context
+from app.ui.chat.chat_list import ChatListRole, when_label
 from app.ui.chat.message_delegate import stats_line
 from app.ui.chat.messages import MessageRole
 from app.ui.chat.page import ChatPage
@@ -121,6 +122,10 @@ def test_window_undo_is_offered_for_a_while_then_forgotten(qtbot: QtBot, context
     assert sidebar_ids(page) == [ids[2], ids[1]]
 
 
+def test_chat_list_survives_times_the_platform_cannot_show() -> None:
+    assert when_label(1e300) == "" and when_label(float("nan")) == ""
+
+
 def test_window_shows_an_interrupted_reply_and_offers_continue_and_regenerate(
     qtbot: QtBot, context: AppContext
 ) -> None:
@@ -139,7 +144,38 @@ def test_window_shows_an_interrupted_reply_and_offers_continue_and_regenerate(
     layout = view.message_delegate.layout(view.visualRect(index), index)
     assert layout is not None
     assert [name for name, _ in layout.actions] == ["copy", "continue", "regenerate"]
+    sidebar = page.sidebar.model
+    assert sidebar.index(0).data(ChatListRole.REPLY_STATE) == "interrupted"
     # No model loaded: Continue says what to do, and the text stays.
     page._row_action("continue", 1)
     assert page.banner.isVisible() and "Load a model to continue" in page.banner.text()
     assert page.store.message(reply.id).content == "One, two, three"
+
+
+@pytest.mark.slow
+def test_continue_carries_an_interrupted_reply_on_with_a_real_model(
+    qtbot: QtBot, context: AppContext, tmp_path: Path
+) -> None:
+    from tests.engine.tiny_gguf import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / "tiny.gguf", chatml_specials=True)
+    with ChatStore(context.dirs.chats_db) as store:
+        chat = store.create_chat("cut off", settings={"sampling": {"max_tokens": 12, "temperature": 0}})
+        store.add_message(chat.id, "user", "Count to ten")
+        reply = store.add_message(chat.id, "assistant", "One, two, three", status="interrupted")
+    page = make_page(qtbot, context)
+    try:
+        page.chat_with(str(model))
+        qtbot.waitUntil(lambda: page.engine.info is not None, timeout=60_000)
+        page.open_chat(chat.id)
+        page._row_action("continue", 1)
+        assert page.generating and page.messages.live_id == reply.id
+        assert page.store.message(reply.id).status == "streaming"
+        assert page.last_prompt.endswith("<|im_start|>assistant\nOne, two, three"), page.last_prompt[-80:]
+        qtbot.waitUntil(lambda: not page.generating, timeout=60_000)
+        stored = page.store.message(reply.id)
+        assert stored.status == "complete" and stored.tokens
+        assert stored.content.startswith("One, two, three") and len(stored.content) > len("One, two, three")
+        assert page.messages.rowCount() == 2, "the same reply grew; no new row"
+    finally:
+        page.shutdown()
