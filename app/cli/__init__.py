@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -83,3 +84,11 @@ def main(argv: Sequence[str]) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # A bug, not bad input: still one line (outside text in it made safe), and a way to see more.
+        if os.environ.get("HEARTH_DEBUG"):
+            raise
+        print(f"hearth: internal error: {type(exc).__name__}: {safe_line(exc, limit=500)} "
+              "(a bug in Hearth: run again with HEARTH_DEBUG=1 for the traceback, and please report it)",
+              file=sys.stderr)
+        return 70

@@ -220,3 +220,21 @@ def test_streamed_reply_in_hearth_chat_cannot_drive_the_terminal(
     out, _ = capsys.readouterr()
     assert text == "".join(pieces), "the reply itself (what is stored) is unchanged"
     assert out == "Sure!\n\t- 日本語 👩‍💻\\x1b]0;owned\\x07\\x1b[2J\ndone\\u202e\n"
+
+
+def test_an_unexpected_exception_is_one_safe_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.cli.chats_cmd as chats_cmd
+
+    def broken(_args: object) -> int:
+        raise OverflowError(f"date value out of range {ISSUE_TITLE}")
+
+    monkeypatch.setattr(chats_cmd, "run", broken)
+    code, _out, err = run(capsys, "chats", "list")
+    assert code == 70 and err.count("\n") == 1 and "Traceback" not in err and "\x1b" not in err
+    assert err.startswith("hearth: internal error: OverflowError: date value out of range \\x1b]0;")
+    assert "HEARTH_DEBUG=1" in err
+    monkeypatch.setenv("HEARTH_DEBUG", "1")
+    with pytest.raises(OverflowError):
+        main(["chats", "list"])
