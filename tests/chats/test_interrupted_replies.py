@@ -157,3 +157,30 @@ def test_version_2_database_migrates_keeping_ids_search_and_streaming_rows(tmp_p
         added = store.add_message(1, "user", "new one")
         assert added.id == 4, "an id is never handed out twice"
         assert [c.id for c in store.search("new")] == [1]
+
+
+def test_reply_writer_reports_a_full_disk_once_an_interval_and_keeps_the_text(hearth_home: Path) -> None:
+    from app.chats.reply import ReplyWriter
+    from app.chats.store import ChatStoreError
+
+    with ChatStore.open_default() as store:
+        chat = store.create_chat("full")
+        message = store.add_message(chat.id, "assistant", "", status="streaming")
+        errors: list[ChatStoreError] = []
+        writer = ReplyWriter(store, message.id, interval=0.05, on_error=errors.append)
+        writer.append("saved part. ")
+        writer.flush()
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:
+            writer.append("y" * 4000)  # every piece; a write is tried at most once an interval
+        assert 1 <= len(errors) <= 10, len(errors)
+        assert "database or disk is full" in str(errors[0])
+        writer.finish("complete")
+        assert len(writer.text) > 100_000, "the text is all still in memory"
+        assert store.message(message.id).content == "saved part. "
+        # Its writer (this process) still runs, so it is not taken for dead; once this process
+        # is gone the next start marks it interrupted (the subprocess test above shows that).
+        assert store.message(message.id).status == "streaming"
+        assert store.reply_states() == {chat.id: "streaming"}

@@ -427,13 +427,13 @@ class ChatPage(QWidget):
             reply = self.store.add_message(
                 self.chat.id, "assistant", "", status="streaming", model=self.model_bar.current_name()
             )
-            self.writer = ReplyWriter(self.store, reply.id)
+            self.writer = ReplyWriter(self.store, reply.id, on_error=self._save_failed)
             self.messages.append(reply)
         else:
             # The stored text is the start of the assistant's turn; the model carries on from it.
             prompt, reply = prompt + continuing.content, continuing
             self.store.update_message(reply.id, status="streaming")
-            self.writer = ReplyWriter(self.store, reply.id, text=reply.content)
+            self.writer = ReplyWriter(self.store, reply.id, text=reply.content, on_error=self._save_failed)
             self.messages.update_message(reply.id, status="streaming")
         self.messages.live_id = reply.id
         self.last_prompt = prompt
@@ -599,6 +599,13 @@ class ChatPage(QWidget):
         self.banner.setText(message)
         self.banner.show()
         self.context.events.status_message.emit(message)
+
+    def _save_failed(self, exc: ChatStoreError) -> None:
+        """A reply could not be saved (a full disk): it stays in the window, and is said once."""
+        message = (f"{exc}. The reply stays in this window; free some space, and what was saved "
+                   "is marked interrupted on the next start.")
+        if self.banner.isHidden() or self.banner.text() != message:
+            self.show_error(message)
 
     def hide_error(self) -> None:
         self.banner.hide()
