@@ -18,7 +18,10 @@ EXPORT_FORMAT = "hearth-chat"
 EXPORT_VERSION = 1
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024  # a chat export of 16 MB holds millions of words
-MAX_CONTAINERS = 1_000_000  # JSON objects and lists in one file (bounds the memory parsing takes)
+# Upper bounds on the JSON objects and lists, and on the values (by their separators), in one
+# file: they keep the memory parsing takes to a couple of hundred MB whatever the file holds.
+MAX_CONTAINERS = 400_000
+MAX_SEPARATORS = 1_000_000
 MAX_CHATS = 10_000
 MAX_MESSAGES = 100_000
 MAX_LINE_FIELD = 500  # title and model names: longer ones are shortened
@@ -75,9 +78,11 @@ def load_json(data: bytes, path: Path) -> Any:
     """Parse an import's bytes as JSON, with every failure as one line naming the file."""
     expected = "expected a chat exported with `hearth chats export ID --format json`"
     containers = data.count(b"[") + data.count(b"{")
-    if containers > MAX_CONTAINERS:
+    separators = data.count(b",") + data.count(b":")
+    if containers > MAX_CONTAINERS or separators > MAX_SEPARATORS:
         raise ChatImportError(
-            f"{path}: more than {MAX_CONTAINERS:,} JSON objects and lists; {expected}"
+            f"{path}: more than {MAX_CONTAINERS:,} JSON objects and lists or {MAX_SEPARATORS:,} "
+            "values, more than Hearth imports at once; split the export into smaller files"
         )
     try:
         text = data.decode("utf-8-sig")

@@ -219,7 +219,8 @@ def test_nesting_bomb_and_bracket_flood_are_refused_quickly(tmp_path: Path) -> N
     with ChatStore.open_default() as store:
         for text, expected in [
             ("[" * 200_000 + "]" * 200_000, "JSON nested too deeply"),
-            ("[" + "[]," * 1_200_000 + "[]]", "more than 1,000,000 JSON objects and lists"),
+            ("[" + "[]," * 500_000 + "[]]", "more than 400,000 JSON objects and lists"),
+            ("[" + '"ab",' * 1_100_000 + "1]", "or 1,000,000 values"),
             ('{"messages": [], "settings": ' + '{"a":' * 50 + "1" + "}" * 50 + "}",
              '"settings" is nested more than 16 deep'),
             ("\xff\xfe junk", "not valid JSON"),
