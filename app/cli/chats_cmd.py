@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     deleting = actions.add_parser("delete", help="delete chats and their messages")
     deleting.add_argument("ids", type=int, nargs="+", metavar="ID",
                           help="chat id (see `hearth chats list`)")
+    deleting.add_argument("-y", "--yes", action="store_true",
+                          help="do not ask first (it only asks when run in a terminal)")
     parser.set_defaults(func=run, chats_parser=parser)
 
 
@@ -120,6 +122,15 @@ def _delete(store: ChatStore, args: argparse.Namespace) -> int:
     """Delete each chat named; unknown ids are checked first, so a typo deletes nothing."""
     ids = list(dict.fromkeys(args.ids))
     chats = [store.chat(chat_id) for chat_id in ids]
+    if not args.yes and sys.stdin.isatty():
+        names = ", ".join(f"{c.id} “{c.display_title}”" for c in chats)
+        try:
+            answer = input(safe_line(f"Delete chat {names} and all its messages? [y/N] "))
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.", file=sys.stderr)
+            return 1
     for chat in chats:
         deleted = store.delete_chat(chat.id)
         count = len(deleted.message_rows)

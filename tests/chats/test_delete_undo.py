@@ -179,3 +179,30 @@ def test_continue_carries_an_interrupted_reply_on_with_a_real_model(
         assert page.messages.rowCount() == 2, "the same reply grew; no new row"
     finally:
         page.shutdown()
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
+def test_cli_delete_asks_first_in_a_terminal(hearth_home: Path, answer: str, deleted: bool) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    with ChatStore.open_default() as store:
+        (chat_id,) = seed(store, 1)
+    controller, terminal = pty.openpty()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "app", "chats", "delete", str(chat_id)], stdin=terminal,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        os.write(controller, f"{answer}\n".encode())
+        out, err = child.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "Delete chat 1 “Chat 0” and all its messages? [y/N]" in out + err
+    assert (child.returncode == 0) is deleted and ("Nothing deleted." in err) is not deleted
+    with ChatStore.open_default() as store:
+        assert (store.chat_count() == 0) is deleted
