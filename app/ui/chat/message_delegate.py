@@ -268,6 +268,8 @@ class MessageDelegate(QStyledItemDelegate):
         stats = stats_line(message, live)
         if stats:
             colour = theme.bad if message.status == "error" else theme.text_muted
+            if message.status in ("interrupted", "streaming") and not live:
+                colour = theme.warn  # cut off by a crash or a full disk: Continue or Regenerate
             painter.setPen(QPen(QColor(colour)))
             painter.drawText(layout.footer.adjusted(SPACE_XS, 0, 0, 0),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, stats)
