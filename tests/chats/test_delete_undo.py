@@ -107,6 +107,15 @@ def test_window_delete_then_undo_restores_the_chat_with_its_messages(
     assert [page.messages.index(r).data(MessageRole.MESSAGE).content for r in range(2)] == [
         "question 2 about zebras", "answer 2"]
     assert page.chat.settings == {"sampling": {"temperature": 0.3}}
+    # Ctrl+Z in the list undoes a delete too.
+    page.activateWindow()
+    page.sidebar.list.setFocus()
+    qtbot.waitUntil(lambda: page.sidebar.list.hasFocus())
+    page.sidebar.select(ids[0])
+    qtbot.keyClick(page.sidebar.list, Qt.Key.Key_Delete)
+    assert sidebar_ids(page) == [ids[2], ids[1]]
+    qtbot.keyClick(page.sidebar.list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert sidebar_ids(page) == [ids[2], ids[1], ids[0]] and page.store.message_count() == 6
 
 
 def test_window_undo_is_offered_for_a_while_then_forgotten(qtbot: QtBot, context: AppContext) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -141,7 +141,7 @@ class Sidebar(QFrame):
         self.undo_label.setObjectName("Muted")
         self.undo_button = QPushButton("Undo")
         self.undo_button.setObjectName("UndoDelete")
-        self.undo_button.setToolTip("Put the deleted chat back with all its messages")
+        self.undo_button.setToolTip("Put the deleted chat back with all its messages (Ctrl+Z)")
         self.undo_button.clicked.connect(self.undo_delete)
         bar.addWidget(self.undo_label, 1)
         bar.addWidget(self.undo_button)
@@ -149,6 +149,8 @@ class Sidebar(QFrame):
         layout.addWidget(self.undo_bar)
         self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_MS)
         self._undo_timer.timeout.connect(self._forget_deleted)
+        QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_delete,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._search_timer = QTimer(self, singleShot=True, interval=200)
         self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
