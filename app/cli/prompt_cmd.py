@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt)
     if args.show_format:
         print(safe_line(f"template: {chat.label}; stop: {list(chat.stop)}"), file=sys.stderr)
-    sys.stdout.write(safe_text(prompt))
+    sys.stdout.write(safe_text(prompt, join_crlf=False))  # exact: a \r is shown, not dropped
     sys.stdout.flush()
     return 0

@@ -41,9 +41,14 @@ def safe_line(text: object, limit: int | None = LINE_LIMIT) -> str:
     return _UNSAFE.sub(_escape, _shorten(str(text), limit))
 
 
-def safe_text(text: object) -> str:
-    """Several lines: newlines and tabs kept (``\\r\\n`` read as one), everything else escaped."""
-    return _UNSAFE_IN_BLOCK.sub(_escape, str(text).replace("\r\n", "\n"))
+def safe_text(text: object, *, join_crlf: bool = True) -> str:
+    """Several lines: newlines and tabs kept, everything else escaped.
+
+    ``\\r\\n`` reads as one line break unless ``join_crlf`` is False (then the ``\\r`` is shown,
+    for output that must be exact, such as a prompt).
+    """
+    text = str(text)
+    return _UNSAFE_IN_BLOCK.sub(_escape, text.replace("\r\n", "\n") if join_crlf else text)
 
 
 def safe_json(text: str) -> str:

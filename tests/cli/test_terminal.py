@@ -75,6 +75,7 @@ def test_escapes_are_visible_and_text_is_kept() -> None:
     assert safe_line("a\nb\tc") == "a\\x0ab\\x09c"
     assert safe_text("line 1\r\nline 2\n\tindented\x1b[31m") == "line 1\nline 2\n\tindented\\x1b[31m"
     assert safe_line("evil\u202egpj.exe") == "evil\\u202egpj.exe"
+    assert safe_text("a\r\nb", join_crlf=False) == "a\\x0d\nb"
     assert safe_line("日本語 👩‍💻 Ünïcödé") == "日本語 👩‍💻 Ünïcödé"
     assert safe_line("lone \ud800 surrogate") == "lone \\ud800 surrogate"
     assert safe_line("x" * 10_000).endswith("… (6000 more characters)")
