@@ -116,6 +116,13 @@ def _interrupted_replies(db: sqlite3.Connection) -> str:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'"
     ).fetchone() is not None
     columns = "id, chat_id, position, role, content, created, status, tokens, tokens_per_s, model"
+    # A row another tool wrote past the old checks must not stop the upgrade (and so every chat).
+    copied = columns.replace(
+        "role,", "CASE WHEN role IN ('system', 'user', 'assistant') THEN role ELSE 'user' END,"
+    ).replace(
+        "status,", "CASE WHEN status IN ('complete', 'streaming', 'stopped', 'error') "
+        "THEN status ELSE 'error' END,"
+    )
     return (
         f"""
         CREATE TABLE messages_v3 (
@@ -133,7 +140,8 @@ def _interrupted_replies(db: sqlite3.Connection) -> str:
             writer TEXT,
             UNIQUE (chat_id, position)
         );
-        INSERT INTO messages_v3 ({columns}) SELECT {columns} FROM messages;
+        INSERT INTO messages_v3 ({columns}) SELECT {copied} FROM messages
+            WHERE chat_id IN (SELECT id FROM chats);
         DROP TABLE messages;
         ALTER TABLE messages_v3 RENAME TO messages;
         UPDATE sqlite_sequence SET seq = max(seq, {sequence}) WHERE name = 'messages';

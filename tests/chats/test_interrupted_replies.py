@@ -149,13 +149,20 @@ def test_version_2_database_migrates_keeping_ids_search_and_streaming_rows(tmp_p
     db.execute("INSERT INTO messages (chat_id, position, role, content, created) "
                "VALUES (1, 2, 'user', 'deleted later', 3)")
     db.execute("DELETE FROM messages WHERE id = 3")
+    # Rows written past the old checks by another tool must not stop the upgrade.
+    db.execute("PRAGMA ignore_check_constraints = ON")
+    db.execute("INSERT INTO messages (chat_id, position, role, content, created, status) "
+               "VALUES (1, 5, 'robot', 'beep', 4, 'weird')")
+    db.execute("INSERT INTO messages (chat_id, position, role, content, created) "
+               "VALUES (77, 0, 'user', 'orphan of a chat long gone', 5)")
     db.close()
     with ChatStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION == 3
-        assert [(m.id, m.status) for m in store.messages(1)] == [(1, "complete"), (2, "interrupted")]
+        assert [(m.id, m.role, m.status) for m in store.messages(1)] == [
+            (1, "user", "complete"), (2, "assistant", "interrupted"), (4, "user", "error")]
         assert [c.id for c in store.search("zebra")] == [1], "the search index survived the rebuild"
         added = store.add_message(1, "user", "new one")
-        assert added.id == 4, "an id is never handed out twice"
+        assert added.id == 6, "an id is never handed out twice"
         assert [c.id for c in store.search("new")] == [1]
 
 
