@@ -75,7 +75,9 @@ def writer_alive(identity: str | None) -> bool:
     pid_text, _, started_text = identity.partition("@")
     try:
         pid, started = int(pid_text), float(started_text)
-        return abs(psutil.Process(pid).create_time() - started) < 1.0
+        process = psutil.Process(pid)
+        # A killed process that nobody has reaped yet (a zombie) writes nothing any more.
+        return abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except (ValueError, psutil.Error, OSError):
         return False
 

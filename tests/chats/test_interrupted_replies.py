@@ -88,13 +88,15 @@ def test_kill_9_mid_reply_is_interrupted_on_next_start_with_its_text(
             assert store.reply_states() == {chat_id: "streaming"}
         assert main(["chats", "list"]) == 0 and "replying" in capsys.readouterr()[0]
         child.send_signal(signal.SIGKILL)
+        time.sleep(0.3)
+        # Killed but not yet reaped (a zombie): already no writer.
+        with ChatStore(db) as store:
+            assert store.reply_states() == {chat_id: "interrupted"}
         child.wait(timeout=10)
     finally:
         if child.poll() is None:
             child.kill()
     assert child.returncode == -signal.SIGKILL
-    with sqlite3.connect(db) as raw:  # still streaming on disk: nobody has started since
-        assert raw.execute("SELECT status FROM messages WHERE role = 'assistant'").fetchone()[0] == "streaming"
     assert main(["chats", "list"]) == 0  # the next start
     out = capsys.readouterr()[0]
     assert "interrupted reply" in out and "continue or regenerate" in out
