@@ -189,15 +189,25 @@ def test_message_ranges_and_control_characters_in_titles(tmp_path: Path) -> None
 
 
 def _run_with_peak_rss_mb(code: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run ``code`` in a fresh Python; its own peak RSS comes back on the last line of stderr."""
-    reporter = ("import atexit, resource, sys; atexit.register(lambda: print('peak-kb', "
-                "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); ")
+    """Run ``code`` in a fresh Python; its own peak RSS comes back on the last line of stderr.
+
+    VmHWM, not ru_maxrss: the latter carries the forking parent's peak across exec.
+    """
+    reporter = (
+        "import atexit, sys\n"
+        "def peak():\n"
+        "    lines = open('/proc/self/status').read().splitlines()\n"
+        "    kb = next(line.split()[1] for line in lines if line.startswith('VmHWM'))\n"
+        "    print('peak-kb', kb, file=sys.stderr)\n"
+        "atexit.register(peak)\n"
+    )
     result = subprocess.run([sys.executable, "-c", reporter + code], cwd=install_root(),
                             capture_output=True, text=True, timeout=timeout)
     peak_kb = int(result.stderr.rsplit("peak-kb ", 1)[1].split()[0])
     return result, peak_kb / 1024
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
 def test_dev_zero_and_a_huge_file_stop_at_the_size_limit(tmp_path: Path) -> None:
     huge = tmp_path / "huge.json"
     with huge.open("wb") as file:
@@ -205,8 +215,7 @@ def test_dev_zero_and_a_huge_file_stop_at_the_size_limit(tmp_path: Path) -> None
     for source in ("/dev/zero", str(huge)):
         started = time.monotonic()
         result, peak_mb = _run_with_peak_rss_mb(
-            "import sys; from pathlib import Path; from app.cli import main; "
-            f"sys.exit(main(['chats', 'import', {source!r}]))", timeout=60)
+            f"from app.cli import main\nsys.exit(main(['chats', 'import', {source!r}]))", timeout=60)
         elapsed = time.monotonic() - started
         assert result.returncode == 1, result.stderr
         assert f"larger than {MAX_IMPORT_BYTES / 1e6:.1f} MB" in result.stderr
