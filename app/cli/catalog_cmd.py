@@ -11,6 +11,7 @@ from app.catalog import Catalog, Model, Variant, load_catalog
 from app.catalog.fit import Fit, assess
 from app.catalog.hardware import Hardware, describe, detect_hardware
 from app.cli.table import human_size, render_table
+from app.cli.terminal import safe_json, safe_line
 from app.errors import HearthError
 
 
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             "schema_version": catalog.schema_version,
             "models": [_model_json(model, variants, hw) for model, variants in chosen],
         }
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+        print(safe_json(json.dumps(document, indent=2, ensure_ascii=False)))
         return 0
     if not chosen:
         print("No variants match these filters.")
@@ -148,10 +149,10 @@ def run(args: argparse.Namespace) -> int:
             ])
     headers = ["MODEL", "FORMAT", "QUANT / BRANCH", "BITS", "GROUP", "ACT ORDER", "SIZE", "FIT", "USE"]
     print(render_table(headers, rows, right={3, 4, 6}))
-    print(f"\n{len(rows)} variants of {len(chosen)} models · this machine: {hw.summary()}")
+    print("\n" + safe_line(f"{len(rows)} variants of {len(chosen)} models · this machine: {hw.summary()}"))
     imported = [m.id for m, _ in chosen if m.imported]
     if imported:
-        print(f"Imported by you: {', '.join(imported)} (`hearth catalog remove ID` takes one out)")
+        print(safe_line(f"Imported by you: {', '.join(imported)} (`hearth catalog remove ID` takes one out)"))
     if any(v.format == "gptq" for _, vs in chosen for v in vs):
         print("GPTQ branches do not run in llama.cpp as they are: `hearth convert VARIANT_ID` turns one into "
               "a GGUF (e.g. mistral-7b-openorca:gptq:main), or pick a GGUF quant.")

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.chats.recorder import ChatRecorder
+from app.cli.terminal import SafeStream, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         extra["use_mmap"] = False
     settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
     if args.verbose:
-        print(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
-              f"prompt format {chat_format.label}", file=sys.stderr)
+        print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
+                        f"prompt format {chat_format.label}"), file=sys.stderr)
     with EngineClient() as client:
         try:
             client.load_model(settings)
@@ -113,6 +114,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
     parts: list[str] = []
     status = "complete"
     sink = None
+    out = SafeStream(sys.stdout)  # a model's reply must not drive the terminal (no ESC/OSC)
     if recorder is not None:
         recorder.user(history[-1].content)
         sink = recorder.reply()
@@ -121,8 +123,8 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
             parts.append(text)
             if sink is not None:
                 sink.append(text)
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            out.write(text)
+            out.flush()
     except KeyboardInterrupt:
         status = "stopped"
         sys.stdout.write(" [stopped]")
@@ -130,6 +132,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
         if sink is not None:
             sink.finish("error")
         raise
+    out.close()
     sys.stdout.write("\n")
     sys.stdout.flush()
     stats = session.last_stats
@@ -144,7 +147,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
 
 def _interactive(session: ChatSession, history: list[Message], verbose: bool,
                  recorder: ChatRecorder | None = None) -> int:
-    print(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends.",
+    print(safe_line(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends."),
           file=sys.stderr)
     while True:
         try:

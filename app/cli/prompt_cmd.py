@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from app.catalog import load_catalog
+from app.cli.terminal import safe_line, safe_text
 from app.engine.chat_format import resolve_chat_format
 from app.engine.templates import Message
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     messages += [Message(role, text) for role, text in (args.turns or [])]
     prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt)
     if args.show_format:
-        print(f"template: {chat.label}; stop: {list(chat.stop)}", file=sys.stderr)
-    sys.stdout.write(prompt)
+        print(safe_line(f"template: {chat.label}; stop: {list(chat.stop)}"), file=sys.stderr)
+    sys.stdout.write(safe_text(prompt, join_crlf=False))  # exact: a \r is shown, not dropped
     sys.stdout.flush()
     return 0

@@ -40,6 +40,8 @@ USER_SHARE = 0.78  # a user bubble takes at most this share of the column
 PAD = SPACE_M  # inside a bubble
 RADIUS = 14
 CACHE_SIZE = 600
+ACTION_LABELS = {"copy": "Copy", "edit": "Edit", "continue": "Continue", "regenerate": "Regenerate"}
+CONTINUABLE = ("interrupted", "stopped")  # a last reply in these states offers Continue
 
 
 def stats_line(message: StoredMessage, live: bool) -> str:
@@ -59,8 +61,8 @@ def stats_line(message: StoredMessage, live: bool) -> str:
         parts.insert(0, "Stopped")
     elif message.status == "error":
         parts.insert(0, "Failed")
-    elif message.status == "streaming":
-        parts.insert(0, "Interrupted")
+    elif message.status in ("streaming", "interrupted"):
+        parts.insert(0, "Interrupted")  # its writer died (kill -9, a full disk): text kept
     return "  ·  ".join(parts)
 
 
@@ -93,7 +95,7 @@ class MessageDelegate(QStyledItemDelegate):
     """Lays out and paints messages; documents are cached by (message, text, width, theme).
 
     Signals:
-        action_requested(str, int): "copy", "edit" or "regenerate" clicked on a row.
+        action_requested(str, int): "copy", "edit", "continue" or "regenerate" clicked on a row.
         code_copied(str): a code block's copy button was clicked; the code is in the clipboard.
         link_activated(str): a link in a message was clicked.
     """
@@ -187,8 +189,9 @@ class MessageDelegate(QStyledItemDelegate):
         metrics = QFontMetrics(self._small_font())
         names = ["copy", "edit"] if user else ["copy"]
         if last and not live:
+            names += ["continue"] if message.status in CONTINUABLE else []
             names.append("regenerate")
-        labels = {"copy": "Copy", "edit": "Edit", "regenerate": "Regenerate"}
+        labels = ACTION_LABELS
         x = bubble.left() - SPACE_XS if user else footer.right()
         top = bubble.bottom() - footer_height if user else footer.top()
         for name in reversed(names):
@@ -265,11 +268,13 @@ class MessageDelegate(QStyledItemDelegate):
         stats = stats_line(message, live)
         if stats:
             colour = theme.bad if message.status == "error" else theme.text_muted
+            if message.status in ("interrupted", "streaming") and not live:
+                colour = theme.warn  # cut off by a crash or a full disk: Continue or Regenerate
             painter.setPen(QPen(QColor(colour)))
             painter.drawText(layout.footer.adjusted(SPACE_XS, 0, 0, 0),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, stats)
         if hovered and not live:
-            labels = {"copy": "Copy", "edit": "Edit", "regenerate": "Regenerate"}
+            labels = ACTION_LABELS
             painter.setPen(QPen(QColor(theme.accent)))
             for name, action_rect in layout.actions:
                 painter.drawText(action_rect, Qt.AlignmentFlag.AlignCenter, labels[name])
