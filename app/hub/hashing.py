@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import queue
+import struct
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -105,6 +106,19 @@ class _HashlibHash:
 
     def state(self) -> bytes | None:
         return None
+
+
+def sha256_state_fits(state: bytes, offset: int) -> bool:
+    """Whether a saved ``SHA256_CTX`` is one that hashed exactly ``offset`` bytes.
+
+    Restoring any other 112 bytes could make OpenSSL copy outside its buffer (``num`` is an index
+    into it), so a state that fails this is never restored.
+    """
+    if len(state) != _CTX_SIZE:
+        return False
+    low, high = struct.unpack_from("=II", state, 32)
+    num, md_len = struct.unpack_from("=II", state, 104)
+    return (high << 32 | low) == offset * 8 and num == offset % 64 and md_len == 32
 
 
 def resumable_sha256_available() -> bool:
