@@ -84,7 +84,7 @@ def shown(value: object, limit: int = 60) -> str:
 def path_problem(path: object) -> str | None:
     """Why ``path`` may not be written under a download folder, or None when it is fine."""
     if not isinstance(path, str):
-        return f"its name is a {type(path).__name__}, not text"
+        return f"its name is not text (a JSON {type(path).__name__})"
     if not path:
         return "its name is empty"
     try:
