@@ -64,8 +64,8 @@ _ARCH_LIMITS = {
 def excerpt(text: object, limit: int = _EXCERPT) -> str:
     """A short, printable, quoted excerpt of text read from a file (for error messages)."""
     value = text if isinstance(text, str) else repr(text)
-    cut = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in value[:limit])
-    return f"'{cut}{'…' if len(value) > limit else ''}'"
+    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in value[:limit])
+    return f"'{safe[:limit]}…'" if len(safe) > limit or len(value) > limit else f"'{safe}'"
 
 
 class GGUFError(HearthError):
@@ -456,12 +456,14 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
     arch = values.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise r.fail("it has no general.architecture")
+    if len(arch) > 64 or not arch.isprintable():
+        raise r.fail(f"general.architecture is {excerpt(arch)}, not an architecture name: the header is damaged")
 
     def arch_int(suffix: str) -> int | None:
         value = _int_or_none(values.get(f"{arch}.{suffix}"))
         limit = _ARCH_LIMITS.get(suffix)
         if value is not None and limit is not None and not 0 <= value <= limit:
-            raise r.fail(f"{excerpt(arch)}.{suffix} is {value:,}, outside 0 to {limit:,}: the header is damaged")
+            raise r.fail(f"{arch}.{suffix} is {value:,}, outside 0 to {limit:,}: the header is damaged")
         return value
 
     bos_id = _int_or_none(values.get("tokenizer.ggml.bos_token_id"))

@@ -73,12 +73,11 @@ class Refused:
 def shown(value: object, limit: int = 60) -> str:
     """A short, printable, quoted excerpt of an outside value (no control or escape characters)."""
     text = value if isinstance(value, str) else repr(value)
-    cut = text[:limit]
     safe = "".join(
-        ch if ch.isprintable() and ch not in _BIDI else ch.encode("unicode_escape").decode("ascii")
-        for ch in cut
+        ch if ch.isprintable() and ch not in _BIDI else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in text[:limit]
     )
-    return f"'{safe}{'…' if len(text) > limit else ''}'"
+    return f"'{safe[:limit]}…'" if len(safe) > limit or len(text) > limit else f"'{safe}'"
 
 
 def path_problem(path: object) -> str | None:

@@ -11,6 +11,7 @@ to the whole reply of a HEAD.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -133,10 +134,8 @@ class _HostileHandler(_Handler):
             self.wfile.flush()
             if self.server.release.wait(interval):
                 break
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def running_hostile_hub(monkeypatch: Any) -> Any:

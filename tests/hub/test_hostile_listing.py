@@ -43,7 +43,8 @@ BAD_TYPES: list[dict[str, Any]] = [
     {"path": 5}, {"path": None}, {"path": ["x"]}, {"path": {"a": 1}}, {"size": "5"}, {"size": -5},
     {"size": 5.0}, {"size": True}, {"size": 2**70}, {"size": None}, {"size": [1]}, {"oid": "zz"},
     {"oid": 5}, {"oid": "A" * 40}, {"lfs": {"oid": "12", "size": 1, "pointerSize": 1}},
-    {"lfs": {"oid": "0" * 64, "size": 999, "pointerSize": 1}}, {"lfs": {"oid": "0" * 64, "size": "1", "pointerSize": 1}},
+    {"lfs": {"oid": "0" * 64, "size": 999, "pointerSize": 1}},
+    {"lfs": {"oid": "0" * 64, "size": "1", "pointerSize": 1}},
 ]
 MALFORMED: list[dict[str, Any]] = [  # entries huggingface_hub itself cannot parse
     {"lfs": "not an object"}, {"type": "file", "path": "x"}, {"path": "y", "type": None},
