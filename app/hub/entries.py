@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ MAX_SIZE = 1 << 50  # 1 PiB: no model file is bigger; JSON numbers above this ar
 _HEX = re.compile(r"^[0-9a-f]+$")
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
          "\u200e", "\u200f", "\u061c"}
+# Unicode categories Cc (C0, DEL, C1) and Cs (lone surrogates), and the bidi controls above.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_BIDI)) + "]")
 _WINDOWS_FORBIDDEN = set('<>:"|?*')
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
@@ -94,9 +95,10 @@ def path_problem(path: object) -> str | None:
         return f"its name is {len(encoded):,} bytes long (at most {MAX_PATH_BYTES:,})"
     if "\\" in path:
         return "its name contains a backslash"
-    for ch in path:
-        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI:
-            return "its name contains a control character" if ch != "\0" else "its name contains a NUL byte"
+    if "\0" in path:
+        return "its name contains a NUL byte"
+    if _CONTROL.search(path):
+        return "its name contains a control character"
     if path.startswith("/"):
         return "it is an absolute path"
     for part in path.split("/"):

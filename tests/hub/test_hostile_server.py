@@ -105,7 +105,7 @@ def test_trickled_body_fails_the_pace_rule(liar: HostileHub, tmp_path: Path, pac
     started = time.monotonic()
     with pytest.raises(HubTimeout, match=r"'model\.gguf' arrived too slowly: \d+ bytes in the last 1 s.*10000 bytes/s"):
         _fetch(tmp_path)
-    assert time.monotonic() - started < pace.rate_window + 3
+    assert time.monotonic() - started < pace.rate_window + 8
 
 
 def test_trickled_head_reply_is_cut_by_its_deadline(liar: HostileHub, tmp_path: Path,
@@ -114,7 +114,7 @@ def test_trickled_head_reply_is_cut_by_its_deadline(liar: HostileHub, tmp_path: 
     started = time.monotonic()
     with pytest.raises(HubTimeout, match="arrived too slowly"):
         _fetch(tmp_path)
-    assert time.monotonic() - started < pace.rate_window + pace.head_deadline + 3
+    assert time.monotonic() - started < pace.rate_window + pace.head_deadline + 8
 
 
 def test_stall_after_1000_bytes_every_time_gives_up(liar: HostileHub, tmp_path: Path,
@@ -123,7 +123,7 @@ def test_stall_after_1000_bytes_every_time_gives_up(liar: HostileHub, tmp_path: 
     started = time.monotonic()
     with pytest.raises(HubTimeout, match="arrived too slowly"):
         _fetch(tmp_path)
-    assert time.monotonic() - started < pace.rate_window + pace.read_timeout + 3
+    assert time.monotonic() - started < pace.rate_window + pace.read_timeout + 8
     assert 0 < partial_path(tmp_path / NAME).stat().st_size < SIZE  # what came is kept for a later try
 
 
