@@ -48,6 +48,9 @@ _MAX_NAME_BYTES = 4_096  # tensor names (ggml allows 64)
 _MAX_VALUE_STRING = 16 << 20  # longer string values are skipped, not read
 _MAX_KEPT_BYTES = 64 << 20  # all string values kept together
 _MAX_STRING_ARRAY = 1 << 22  # entries in one string array (tokenizers have < 300k tokens)
+_MAX_TENSORS = 1 << 20  # the largest models have a few thousand
+_MAX_KVS = 1 << 20  # real files have well under a hundred
+_KEPT_COST_PER_ITEM = 32  # what one number of a kept array costs in Python, counted against _MAX_KEPT_BYTES
 _EXCERPT = 60
 # Largest believable model hyper-parameters (llama.cpp allows 512 layers); beyond is damage.
 _ARCH_LIMITS = {
@@ -299,7 +302,8 @@ class _HeaderReader:
         if item_type in _SCALARS:
             _, size = _SCALARS[item_type]
             self.need(count * size, what)
-            if count <= _SMALL_ARRAY:
+            if count <= _SMALL_ARRAY and self.kept + count * _KEPT_COST_PER_ITEM <= _MAX_KEPT_BYTES:
+                self.kept += count * _KEPT_COST_PER_ITEM
                 fmt = "<" + _SCALARS[item_type][0][1] * count
                 values = list(struct.unpack_from(fmt, self.buf, self.pos))
                 self.pos += count * size
@@ -427,6 +431,9 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
             f"{r.path} is incomplete or damaged: the header claims {kv_count:,} metadata entries "
             f"and {tensor_count:,} tensors, more than a {r.size:,}-byte file can hold"
         )
+    if kv_count > _MAX_KVS or tensor_count > _MAX_TENSORS:
+        raise r.fail(f"the header claims {kv_count:,} metadata entries and {tensor_count:,} tensors "
+                     f"(Hearth reads at most {_MAX_KVS:,} of each): the header is damaged")
     values: dict[str, Any] = {}
     tokens: _StringArray | None = None
     for index in range(kv_count):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.hub.errors import HubError
+from app.hub.errors import HubError, printable
 
 # Hearth's own names beside downloaded files: a Hub path may not use them (see app.hub.manifest,
 # app.hub.transfer): anything starting with ``.hearth``, and ``NAME.partial``, ``NAME.partial.json``,
@@ -73,12 +73,7 @@ class Refused:
 
 def shown(value: object, limit: int = 60) -> str:
     """A short, printable, quoted excerpt of an outside value (no control or escape characters)."""
-    text = value if isinstance(value, str) else repr(value)
-    safe = "".join(
-        ch if ch.isprintable() and ch not in _BIDI else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in text[:limit]
-    )
-    return f"'{safe[:limit]}…'" if len(safe) > limit or len(text) > limit else f"'{safe}'"
+    return f"'{printable(value if isinstance(value, str) else repr(value), limit)}'"
 
 
 def path_problem(path: object) -> str | None:

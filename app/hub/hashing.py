@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import os
 import queue
 import struct
 import threading
@@ -135,8 +136,10 @@ def new_hash(*, sha256: bool, size: int, state: bytes | None = None) -> RunningH
 
 
 def feed_from_disk(digest: RunningHash, path: Path, start: int, end: int, chunk: int = 8 << 20) -> None:
-    """Hash bytes ``start:end`` of a partial file (catching up after a restart)."""
-    with path.open("rb") as f:
+    """Hash bytes ``start:end`` of a partial file (catching up after a restart); a link is refused."""
+    from app.hub import nofollow  # here: nofollow is only needed once a file is read back
+
+    with os.fdopen(nofollow.open_fd(path, os.O_RDONLY), "rb") as f:
         f.seek(start)
         remaining = end - start
         while remaining > 0:
