@@ -158,7 +158,7 @@ def execute(p: DownloadPlan, control: Control, on_bytes: ProgressFn, on_phase: P
             continue
         phase(f"file {number} of {len(p.files)}: {f.path}" if len(p.files) > 1 else f.path)
         dest = target_inside(p.folder, f.path)
-        download_file(p.listing.repo, p.listing.commit, f, dest, control, on_bytes, folder=p.folder)
+        download_file(p.listing.repo, p.listing.commit, f, dest, control, on_bytes, folder=p.folder, on_notice=phase)
     for target, parts in p.joins.items():
         if target not in joined:
             control.check()

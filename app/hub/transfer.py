@@ -348,12 +348,15 @@ def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, f
 
 
 def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Control,
-                  on_bytes: ProgressFn, folder: Path | None = None) -> Path:
+                  on_bytes: ProgressFn, folder: Path | None = None,
+                  on_notice: Callable[[str], None] | None = None) -> Path:
     """Fetch ``file`` to ``dest``; ``on_bytes(n)`` reports bytes on disk (the resumed part first).
 
     ``folder`` is the download folder whose manifest records the file (by its path under it);
-    by default ``dest``'s own folder. Raises DownloadStopped on pause/cancel (a cancel removes the
-    partial file), ChecksumMismatch (bad bytes removed), or another HubError with the reason.
+    by default ``dest``'s own folder. ``on_notice`` hears what the user should know (a resume
+    state that was unusable, so the file starts again); it is logged as a warning too. Raises
+    DownloadStopped on pause/cancel (a cancel removes the partial file), ChecksumMismatch (bad
+    bytes removed), or another HubError with the reason.
     """
     control.check()
     if verify_existing(dest, file, folder):
@@ -361,6 +364,9 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
         return dest
     res = _Resume(dest, file)
     res.load()
+    for text in res.notices:
+        if on_notice is not None:
+            on_notice(text)
     if res.offset:
         on_bytes(res.offset)
     disk.ensure_space(dest.parent, file.size - res.offset, file.path)

@@ -195,3 +195,16 @@ def test_manifest_that_is_a_link_is_ignored(tmp_path: Path) -> None:
     assert not manifest.is_verified(folder, "f.bin")
     manifest.record(folder, "f.bin", checksum="real")  # replaces the link, never writes through it
     assert manifest.is_verified(folder, "f.bin", "real") and "real" not in fake.read_text()
+
+
+def test_restart_notice_reaches_the_download_phase_line(hub: HubServer, models_dir: Path) -> None:
+    """The GUI and CLI show phases: the notice that a file starts again is one of them."""
+    request = DownloadRequest(repo=GGUF_REPO, files=(NAME,))
+    folder = variant_dir(models_dir, GGUF_REPO, "main")
+    folder.mkdir(parents=True)
+    partial_path(folder / NAME).write_bytes(gguf_payload(SIZE, SEED)[:1000])
+    state_path(folder / NAME).write_text('{"offset": "abc"}')
+    phases: list[str] = []
+    execute(plan(request, models_dir), Control(), lambda _n: None, phases.append)
+    assert any("resume state is unusable" in p and "from the start" in p for p in phases)
+    assert (folder / NAME).read_bytes() == gguf_payload(SIZE, SEED)
