@@ -62,7 +62,7 @@ def open_fd(path: Path, flags: int, mode: int = 0o644) -> int:
             if exc.errno == errno.ENXIO:
                 raise LinkRefused(f"refusing to use {path}: it is not a plain file; remove it and try again") from None
             raise
-    else:  # pragma: no cover - Windows
+    else:  # Windows: check, open, then make sure the opened file is the one checked
         before = kind(path)
         if before == "link":
             raise refused(path)

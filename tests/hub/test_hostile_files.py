@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from app.errors import HearthError
-from app.hub import manifest
+from app.hub import manifest, nofollow
 from app.hub.errors import DownloadStopped
 from app.hub.listing import list_files
 from app.hub.plan import DownloadRequest, execute, plan
@@ -208,3 +208,33 @@ def test_restart_notice_reaches_the_download_phase_line(hub: HubServer, models_d
     execute(plan(request, models_dir), Control(), lambda _n: None, phases.append)
     assert any("resume state is unusable" in p and "from the start" in p for p in phases)
     assert (folder / NAME).read_bytes() == gguf_payload(SIZE, SEED)
+
+
+def test_links_are_refused_where_the_os_has_no_o_nofollow(hub: HubServer, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no O_NOFOLLOW: the check-and-refuse path must hold on its own."""
+    monkeypatch.setattr(nofollow, "O_NOFOLLOW", 0)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"precious")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    partial_path(folder / NAME).symlink_to(outside)
+    with pytest.raises(HearthError, match="refusing to follow the link"):
+        _fetch(folder)
+    assert outside.read_bytes() == b"precious"
+    with pytest.raises(nofollow.LinkRefused):  # the open itself, not only the check before it
+        nofollow.open_fd(partial_path(folder / NAME), os.O_WRONLY)
+    with pytest.raises(nofollow.LinkRefused):
+        nofollow.read_bytes(partial_path(folder / NAME))
+    assert outside.read_bytes() == b"precious"
+    partial_path(folder / NAME).unlink()
+    assert _fetch(folder).read_bytes() == gguf_payload(SIZE, SEED)
+
+
+def test_windows_name_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.hub.entries import path_problem
+
+    monkeypatch.setenv("HEARTH_WINDOWS_NAMES", "1")
+    for name in ("CON.gguf", "sub/nul", "a:b.gguf", "x.gguf.", "q?.bin", "trailing "):
+        assert path_problem(name) is not None, name
+    assert path_problem("model.Q4_K_M.gguf") is None
