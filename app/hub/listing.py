@@ -124,7 +124,8 @@ def list_branches(repo: str) -> list[Branch]:
     except Exception as exc:
         raise translate(exc, repo=repo, endpoint=session.endpoint()) from None
     branches = [Branch(b.name, b.target_commit) for b in refs.branches
-                if isinstance(b.name, str) and isinstance(b.target_commit, str)]
+                if isinstance(b.name, str) and isinstance(b.target_commit, str)
+                and 0 < len(b.name) <= 255 and b.name.isprintable()]
     return sorted(branches, key=lambda b: (b.name != "main", b.name.lower()))
 
 

@@ -245,3 +245,14 @@ def test_link_inside_the_folder_is_not_written_through(evil: HostileHub, tmp_pat
     with pytest.raises(HearthError, match="a link inside"):
         execute(plan(DownloadRequest(repo=REPO, dest=str(dest)), models_dir), Control(), lambda _n: None)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_branch_names_with_escape_codes_are_not_listed(evil: HostileHub) -> None:
+    from app.hub.listing import list_branches
+
+    _serve(evil, [tree_entry("good.gguf", GOOD, lfs=True)])
+    repo = evil.repos[REPO]
+    evil_branch = "x\x1b]0;pwned\x07"
+    repo.branches[evil_branch] = repo.branches["main"]
+    repo.commits[evil_branch] = "0" * 40
+    assert [b.name for b in list_branches(REPO)] == ["main"]
