@@ -160,6 +160,7 @@ def _hearth(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [".", "", "./"])
 def test_dot_or_empty_entry_never_writes_the_destination_as_a_file(evil: HostileHub, tmp_path: Path,
                                                                    models_dir: Path, name: str) -> None:
