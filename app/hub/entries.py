@@ -22,9 +22,9 @@ from app.hub.errors import HubError, printable
 
 # Hearth's own names beside downloaded files: a Hub path may not use them (see app.hub.manifest,
 # app.hub.transfer): anything starting with ``.hearth``, and ``NAME.partial``, ``NAME.partial.json``,
-# ``NAME.joining`` and their temporary or set-aside variants.
+# ``NAME.joining``, ``NAME.from-hf-cache`` and their temporary or set-aside variants.
 RESERVED_PREFIX = ".hearth"
-_RESERVED_PART = re.compile(r"\.(partial|joining)(\.|$)", re.IGNORECASE)
+_RESERVED_PART = re.compile(r"\.(partial|joining|from-hf-cache)(\.|$)", re.IGNORECASE)
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
 MAX_SIZE = 1 << 50  # 1 PiB: no model file is bigger; JSON numbers above this are damage or a lie

@@ -28,7 +28,7 @@ import httpx2
 from huggingface_hub import get_hf_file_metadata
 from huggingface_hub.utils import hf_raise_for_status
 
-from app.hub import disk, limits, manifest, nofollow, resume_state, session
+from app.hub import disk, hf_cache, limits, manifest, nofollow, receive, resume_state, session
 from app.hub.entries import shown
 from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, HubTimeout, is_disk_full, translate
 from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash, sha256_state_fits
@@ -185,6 +185,7 @@ class _Resume:
         self.digest: RunningHash = new_hash(sha256=file.is_lfs, size=file.size)
         self.hasher: BackgroundHash | None = None
         self.notices: list[str] = []
+        self.read_direct = False  # some bytes came through the socket fast path
         self._saved_at = (0, time.monotonic())
 
     def start_hashing(self) -> None:
@@ -314,9 +315,12 @@ def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], contr
             res.reset()
         reader = BodyReader(response, SETTINGS.read_timeout)
         assert res.hasher is not None
-        while res.offset < res.file.size:
-            if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes, pace):
-                break
+        try:
+            while res.offset < res.file.size:
+                if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes, pace):
+                    break
+        finally:
+            res.read_direct = res.read_direct or reader.socket_bytes > 0
 
 
 def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, fd: int, control: Control,
@@ -360,6 +364,10 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
     """
     control.check()
     if verify_existing(dest, file, folder):
+        on_bytes(file.size)
+        return dest
+    if hf_cache.reuse_cached(repo, file, dest, folder) is not None:  # already in the Hugging Face cache
+        remove_partial(dest)
         on_bytes(file.size)
         return dest
     res = _Resume(dest, file)
@@ -418,7 +426,29 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
         if fd >= 0:
             os.close(fd)
     res.stop_hashing()
-    return _finish(res, folder)
+    try:
+        return _finish(res, folder)
+    except ChecksumMismatch:
+        if not res.read_direct or not receive.direct_enabled():
+            raise
+    # The bytes read straight from the socket were wrong: read everything through httpx2 from now on
+    # and fetch this file once more (the bad bytes are gone already).
+    receive.turn_direct_off()
+    return download_file(repo, commit, file, dest, control, _restarted(on_bytes, res.offset), folder, on_notice)
+
+
+def _restarted(on_bytes: ProgressFn, discarded: int) -> ProgressFn:
+    """Progress for a fresh second try: the ``discarded`` bytes already reported count again, so the
+    caller's total does not pass 100 %: report nothing until the new bytes pass them."""
+    owed = [discarded]
+
+    def report(n: int) -> None:
+        skip = min(owed[0], n)
+        owed[0] -= skip
+        if n - skip:
+            on_bytes(n - skip)
+
+    return report
 
 
 def _finish(res: _Resume, folder: Path | None = None) -> Path:
