@@ -186,3 +186,22 @@ def test_honest_model_still_reads(model: tuple[bytes, int], tmp_path: Path) -> N
     path.write_bytes(model[0])
     meta = read_gguf_metadata(path)
     assert isinstance(meta, GGUFMetadata) and meta.block_count == 2 and meta.bos_token == "<s>"
+
+
+@pytest.mark.slow
+def test_issue_flipped_bool_to_string_on_the_real_model(smollm2: Path, tmp_path: Path) -> None:
+    """The issue's case on SmolLM2: a bool read as a string once took 15 s, 1.8 GB and printed 130 M characters."""
+    reader = gguf.GGUFReader(smollm2)
+    bools = [(key, field.offset + 8 + len(key.encode())) for key, field in reader.fields.items()
+             if field.types and field.types[0] == gguf.GGUFValueType.BOOL]
+    del reader
+    assert bools, "SmolLM2 has bool metadata"
+    data = bytearray(smollm2.read_bytes())
+    path = tmp_path / "flipped.gguf"
+    for key, type_at in bools:
+        original = data[type_at:type_at + 4]
+        data[type_at:type_at + 4] = struct.pack("<I", 8)
+        path.write_bytes(data)
+        data[type_at:type_at + 4] = original
+        ok, what = _within_budget(path)
+        assert ok, f"{key}: {what}"
