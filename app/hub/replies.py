@@ -63,7 +63,12 @@ class Throughput:
     def add(self, n: int) -> None:
         self._total += n
         now = self._clock()
-        self._samples.append((now, self._total))
+        # One sample per hundredth of the window (reads closer together update the last one), so a
+        # fast download keeps about a hundred samples, not one per read.
+        if len(self._samples) > 1 and now - self._samples[-2][0] < self.window / 100:
+            self._samples[-1] = (now, self._total)
+        else:
+            self._samples.append((now, self._total))
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.window:
             self._samples.popleft()
 

@@ -143,3 +143,28 @@ def test_pace_rules_come_from_the_environment_for_the_cli(liar: HostileHub, tmp_
     result = subprocess.run([sys.executable, "-m", "app", "download", "--list", REPO], cwd=install_root(), env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "did not answer in 2 s while listing the files" in result.stderr
+
+
+def test_pace_rule_on_a_clock() -> None:
+    """A steady pace passes, a trickle fails once a whole window has passed, and a fast download keeps
+    about a hundred samples however many reads it makes."""
+    from app.hub.replies import Throughput
+
+    now = [0.0]
+    meter = Throughput("m.gguf", min_rate=100, window=10, clock=lambda: now[0])
+    for step in range(400):  # 200 bytes/s for 20 s
+        now[0] = step * 0.05
+        meter.add(10)
+        meter.check()
+    for step in range(1, 60):  # then 5 bytes/s
+        now[0] = 20 + step * 0.2
+        meter.add(1)
+        if now[0] < 25:
+            meter.check()  # the last window still holds the fast part
+    with pytest.raises(HubTimeout, match=r"\d+ bytes in the last 10 s, under the minimum of 100 bytes/s"):
+        meter.check()
+    fast = Throughput("f", min_rate=1, window=60, clock=lambda: now[0])
+    for step in range(100_000):
+        now[0] = 100 + step * 0.001
+        fast.add(65536)
+    assert len(fast._samples) <= 102
