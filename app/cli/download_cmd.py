@@ -76,6 +76,8 @@ def list_repo(request: DownloadRequest, out: TextIO) -> None:
     rows = [[f.path, human_size(f.size), f.sha256 or f"git:{f.blob_id}"] for f in files]
     print(render_table(["FILE", "SIZE", "SHA256"], rows, right={1}), file=out)
     print(f"\n{len(rows)} files, {human_size(sum(f.size for f in files))}", file=out)
+    for refused in listing.refused:  # names or types Hearth will not download (see app.hub.entries)
+        print(f"not downloadable: {refused.shown}: {refused.reason}", file=out)
 
 
 def with_progress(total: int, work: Callable[[Control, ProgressBar], T]) -> T | None:
