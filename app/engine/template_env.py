@@ -39,7 +39,7 @@ MAX_WIDTH = 10_000  # widest padding, field width or precision
 MAX_RANGE = 100_000  # as Jinja's sandbox
 MAX_INT_BITS = 100_000  # a result of * or ** larger than this is refused
 TIME_LIMIT_S = 3.0
-MEMORY_LIMIT_BYTES = 256 * 1024 * 1024
+MEMORY_LIMIT_BYTES = 192 * 1024 * 1024
 _MEMORY_CHECK_S = 0.005
 
 
@@ -148,7 +148,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self.globals["range"] = _bounded_range
         self.globals["lipsum"] = _bounded_lipsum
-        for name in ("center", "indent", "format", "join", "replace"):
+        for name in ("center", "indent", "format", "join", "replace", "slice", "batch"):
             self.filters[name] = _guarded_filter(name, self.filters[name])
 
     def bounded_concat(self, values: tuple[Any, ...]) -> str:
@@ -222,6 +222,10 @@ def _guarded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
             args = (*args[:offset], items, *rest)
         elif name == "replace" and len(rest) >= 2:
             _check_replace(str(value), rest[0], rest[1])
+        elif name in ("slice", "batch"):
+            count = rest[0] if rest else kwargs.get("slices", kwargs.get("linecount", 1))
+            if isinstance(count, int) and count > MAX_RANGE:
+                raise _too_long(f"a {name} count", count, MAX_RANGE)
         elif name == "center":
             _check_width(rest[0] if rest else kwargs.get("width", 80), "a centred width")
         result = original(*args, **kwargs)
