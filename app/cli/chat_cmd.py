@@ -8,6 +8,7 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.chats.recorder import ChatRecorder
+from app.cli.prompt_cmd import add_remedy_arguments
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -61,6 +62,7 @@ def register(subparsers: Any) -> None:
                         help="do not record this conversation in the chat history")
     parser.add_argument("--chat", type=int, metavar="ID",
                         help="continue stored chat ID (see `hearth chats list`)")
+    add_remedy_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
-        session = ChatSession(client, chat_format, sampling, chat_id="cli")
+        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=args.remedy)
         history = [Message("system", system)] if system else []
         history += [m for m in recorder.history() if m.role != "system"]
         try:

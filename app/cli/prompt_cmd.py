@@ -40,17 +40,33 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-generation-prompt", action="store_true",
                         help="do not open an assistant turn at the end")
     parser.add_argument("--show-format", action="store_true",
-                        help="also print which template was used, on stderr")
+                        help="also print which template was used and where it came from "
+                        "(catalogue, model file, fallback), on stderr")
+    add_remedy_arguments(parser)
     parser.set_defaults(func=run, turns=None)
+
+
+def add_remedy_arguments(parser: argparse.ArgumentParser) -> None:
+    """--fold-system and --merge-turns: reshape a conversation that a model's template refuses."""
+    parser.add_argument("--fold-system", dest="remedy", action="store_const", const="fold_system",
+                        help="fold the system message into the first user message (for templates "
+                        "that refuse a system role, such as Gemma's)")
+    parser.add_argument("--merge-turns", dest="remedy", action="store_const", const="merge_turns",
+                        help="join consecutive messages of the same role (for templates that demand "
+                        "strict user/assistant alternation, such as Mistral's)")
 
 
 def run(args: argparse.Namespace) -> int:
     chat = resolve_chat_format(args.model, load_catalog(), template_override=args.template)
     messages = [Message("system", args.system)] if args.system is not None else []
     messages += [Message(role, text) for role, text in (args.turns or [])]
-    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt)
     if args.show_format:
-        print(f"template: {chat.label}; stop: {list(chat.stop)}", file=sys.stderr)
+        print(f"template: {chat.label}", file=sys.stderr)
+        print(f"source: {chat.source} ({chat.origin_label})", file=sys.stderr)
+        print(f"stop: {list(chat.stop)}; bos: {chat.bos_token!r}; eos: {chat.eos_token!r}", file=sys.stderr)
+        if args.remedy:
+            print(f"remedy: {args.remedy}", file=sys.stderr)
+    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt, remedy=args.remedy)
     sys.stdout.write(prompt)
     sys.stdout.flush()
     return 0
