@@ -8,7 +8,7 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.chats.recorder import ChatRecorder
-from app.cli.prompt_cmd import add_remedy_arguments
+from app.cli.prompt_cmd import add_remedy_arguments, chosen_remedy
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
-        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=args.remedy)
+        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
         history = [Message("system", system)] if system else []
         history += [m for m in recorder.history() if m.role != "system"]
         try:

@@ -48,12 +48,18 @@ def register(subparsers: Any) -> None:
 
 def add_remedy_arguments(parser: argparse.ArgumentParser) -> None:
     """--fold-system and --merge-turns: reshape a conversation that a model's template refuses."""
-    parser.add_argument("--fold-system", dest="remedy", action="store_const", const="fold_system",
+    parser.add_argument("--fold-system", dest="remedies", action="append_const", const="fold_system",
                         help="fold the system message into the first user message (for templates "
                         "that refuse a system role, such as Gemma's)")
-    parser.add_argument("--merge-turns", dest="remedy", action="store_const", const="merge_turns",
+    parser.add_argument("--merge-turns", dest="remedies", action="append_const", const="merge_turns",
                         help="join consecutive messages of the same role (for templates that demand "
                         "strict user/assistant alternation, such as Mistral's)")
+
+
+def chosen_remedy(args: argparse.Namespace) -> str | None:
+    """The remedy the command line asked for ("fold_system", "merge_turns", both joined by "+")."""
+    remedies = getattr(args, "remedies", None) or []
+    return "+".join(dict.fromkeys(remedies)) or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"template: {chat.label}", file=sys.stderr)
         print(f"source: {chat.source} ({chat.origin_label})", file=sys.stderr)
         print(f"stop: {list(chat.stop)}; bos: {chat.bos_token!r}; eos: {chat.eos_token!r}", file=sys.stderr)
-        if args.remedy:
-            print(f"remedy: {args.remedy}", file=sys.stderr)
-    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt, remedy=args.remedy)
+        if chosen_remedy(args):
+            print(f"remedy: {chosen_remedy(args)}", file=sys.stderr)
+    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
+                         remedy=chosen_remedy(args))
     sys.stdout.write(prompt)
     sys.stdout.flush()
     return 0

@@ -94,15 +94,16 @@ class ChatFormat:
 
     def _with_remedy(self, refusal: TemplateRefusal, history: list[Message],
                      add_generation_prompt: bool) -> TemplateRefusal:
-        for remedy in applicable_remedies(history):
+        singles = applicable_remedies(history)
+        for remedy in [*singles, *(["+".join(singles)] if len(singles) > 1 else [])]:
             try:
                 self._render(apply_remedy(history, remedy), add_generation_prompt)
             except TemplateError:
                 continue
-            advice = REMEDIES[remedy]
+            advice = " ".join(REMEDIES[part][0] for part in remedy.split("+"))
             return TemplateRefusal(
                 f"{self.model_name}'s prompt template does not accept this conversation "
-                f"({refusal.reason}). {advice[0]}", refusal.reason, remedy)
+                f"({refusal.reason}). {advice}", refusal.reason, remedy)
         return TemplateRefusal(
             f"{self.model_name}'s prompt template does not accept this conversation ({refusal.reason}). "
             "Choose another prompt format for this model in its settings.", refusal.reason)
@@ -130,9 +131,20 @@ def applicable_remedies(history: list[Message]) -> list[str]:
     return remedies
 
 
+def remedy_label(remedy: str) -> str:
+    """The words on the button that applies ``remedy`` (one, or several joined by "+")."""
+    labels = [REMEDIES[part][1] for part in remedy.split("+")]
+    return labels[0] if len(labels) == 1 else " and ".join([labels[0], labels[1][0].lower() + labels[1][1:]])
+
+
 def apply_remedy(history: list[Message], remedy: str) -> list[Message]:
     """The conversation reshaped by ``remedy``: the system text folded into the first user
-    message ("fold_system"), or consecutive same-role messages joined ("merge_turns")."""
+    message ("fold_system"), consecutive same-role messages joined ("merge_turns"), or
+    several of them joined by "+", applied in that order."""
+    if "+" in remedy:
+        for part in remedy.split("+"):
+            history = apply_remedy(history, part)
+        return history
     if remedy == "fold_system":
         system = "\n\n".join(m.content for m in history if m.role == "system" and m.content)
         rest = [m for m in history if m.role != "system"]

@@ -85,3 +85,13 @@ def test_thinking_goes_to_reasoning_content_for_a_template_that_reads_it(tmp_pat
     assert "<think>\nadd\n</think>\n\n4" in fmt.render(history, add_generation_prompt=False)
     later = fmt.render([*history, Message("user", "and 3+3?")])
     assert "add" not in later
+
+
+def test_gemma_with_a_system_message_and_two_user_turns_needs_both_remedies(tmp_path: Path) -> None:
+    fmt = _format(tmp_path, "google-gemma-2-2b-it")
+    history = [Message("system", "S."), Message("user", "a"), Message("user", "b")]
+    with pytest.raises(TemplateRefusal) as caught:
+        fmt.render(history)
+    assert caught.value.remedy == "fold_system+merge_turns"
+    assert "--fold-system" in str(caught.value) and "--merge-turns" in str(caught.value)
+    assert "<start_of_turn>user\nS.\n\na\n\nb<end_of_turn>" in fmt.render(history, remedy=caught.value.remedy)

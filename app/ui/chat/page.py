@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
-from app.engine.chat_format import REMEDIES, ChatFormat, resolve_chat_format
+from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
 from app.engine.templates import Message, TemplateRefusal
 from app.errors import HearthError
@@ -597,7 +597,7 @@ class ChatPage(QWidget):
         self.banner.show()
         self._offered_remedy = remedy
         if remedy is not None:
-            self.remedy_button.setText(REMEDIES[remedy][1])
+            self.remedy_button.setText(remedy_label(remedy))
         self.remedy_button.setVisible(remedy is not None)
         self.context.events.status_message.emit(message)
 
