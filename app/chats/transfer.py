@@ -9,6 +9,7 @@ from typing import Any
 
 from app.chats.records import ROLES, STATUSES, Chat, StoredMessage
 from app.chats.store import ChatStore, title_from
+from app.engine.reasoning import split_thinking
 from app.errors import HearthError
 
 EXPORT_FORMAT = "hearth-chat"
@@ -68,8 +69,20 @@ def chat_to_markdown(chat: Chat, messages: list[StoredMessage]) -> str:
             heading += f" ({message.model})"
         if message.status not in ("complete",):
             heading += f" [{message.status}]"
-        lines += ["", f"## {heading}", "", message.content if message.content else "*(empty)*"]
+        lines += ["", f"## {heading}", "", *_markdown_body(message)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_body(message: StoredMessage) -> list[str]:
+    """A message's text; a reply's thinking goes in a folded <details> block above the answer."""
+    if not message.content:
+        return ["*(empty)*"]
+    split = split_thinking(message.content) if message.role == "assistant" else None
+    if split is None or split.thinking is None:
+        return [message.content]
+    quoted = [f"> {line}" if line else ">" for line in split.thinking.splitlines()] or [">"]
+    return ["<details><summary>Thinking</summary>", "", *quoted, "", "</details>", "",
+            split.answer if split.answer else "*(no answer yet)*"]
 
 
 def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

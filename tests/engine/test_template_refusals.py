@@ -95,3 +95,15 @@ def test_gemma_with_a_system_message_and_two_user_turns_needs_both_remedies(tmp_
     assert caught.value.remedy == "fold_system+merge_turns"
     assert "--fold-system" in str(caught.value) and "--merge-turns" in str(caught.value)
     assert "<start_of_turn>user\nS.\n\na\n\nb<end_of_turn>" in fmt.render(history, remedy=caught.value.remedy)
+
+
+def test_markdown_export_keeps_the_thinking_folded_and_json_keeps_it_whole() -> None:
+    from app.chats.records import Chat, StoredMessage
+    from app.chats.transfer import chat_to_json, chat_to_markdown
+
+    chat = Chat(id=1, title="t", created=0.0, updated=0.0, model="m", system_message=None, settings={})
+    reply = StoredMessage(id=2, chat_id=1, position=1, role="assistant",
+                          content="<think>\nstep one\nstep two\n</think>\n\nDone.", created=0.0)
+    markdown = chat_to_markdown(chat, [reply])
+    assert "<details><summary>Thinking</summary>\n\n> step one\n> step two\n\n</details>\n\nDone." in markdown
+    assert chat_to_json(chat, [reply])["messages"][0]["content"] == reply.content
