@@ -34,6 +34,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, Se
 
 # A prompt longer than this many characters (about a million tokens) is not a prompt.
 MAX_OUTPUT_CHARS = 4_000_000
+MAX_SOURCE_CHARS = 1_000_000  # real chat templates are under 40 kB
 MAX_ITEMS = 1_000_000  # longest list or tuple one operation may build
 MAX_WIDTH = 10_000  # widest padding, field width or precision
 MAX_RANGE = 100_000  # as Jinja's sandbox
@@ -407,3 +408,31 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any], *,
     finally:
         sys.settrace(previous)
     return "".join(parts)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str, str]:
+    """(kind, words, reason) for a render that raised: kind is "refused" (the template's own
+    ``raise_exception``, reason its words) or "error"; ``words`` follow the template's name."""
+    if isinstance(exc, TemplateRefusedError):
+        reason = _one_line(exc.message or "no reason given")
+        return "refused", f"refused this conversation: {reason}", reason
+    if isinstance(exc, RenderLimitError):
+        words = f"was stopped: {_one_line(str(exc))}"
+    elif isinstance(exc, SecurityError):
+        words = f"tried something unsafe and was stopped: {_one_line(str(exc))}"
+    elif isinstance(exc, jinja2.TemplateError):
+        words = f"failed to render: {_one_line(str(exc))}"
+    elif isinstance(exc, RecursionError):
+        words = "failed to render: it recursed too deeply"
+    elif isinstance(exc, MemoryError):
+        words = "failed to render: it ran out of memory"
+    elif isinstance(exc, ValueError) and "digits" in str(exc) and "int" in str(exc):
+        words = "failed to render: it made a number too long to print (over 4,300 digits)"
+    else:
+        words = f"failed to render: {type(exc).__name__}: {_one_line(str(exc))}"
+    return "error", words, ""

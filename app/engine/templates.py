@@ -16,15 +16,15 @@ from functools import cached_property
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SecurityError
 
 from app.engine.template_env import (
-    RenderLimitError,
-    TemplateRefusedError,
+    MAX_SOURCE_CHARS,
+    describe_failure,
     hearth_environment,
     hf_environment,
     render_bounded,
 )
+from app.engine.template_sandbox import IsolatedFailure, isolation_enabled, render_isolated
 from app.errors import HearthError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -98,6 +98,9 @@ class PromptTemplate:
 
     @cached_property
     def _compiled(self) -> jinja2.Template:
+        if len(self.jinja) > MAX_SOURCE_CHARS:
+            raise TemplateError(f"prompt template {self.name!r} is {len(self.jinja):,} characters long, more than "
+                                f"a chat template can be ({MAX_SOURCE_CHARS:,})")
         try:
             return _ENVIRONMENTS[self.dialect].from_string(self.jinja)
         except jinja2.TemplateSyntaxError as exc:
@@ -148,31 +151,23 @@ class PromptTemplate:
             prefix = f"the chat template inside {model_name}"
         else:
             prefix = f"prompt template {self.name!r}" + (f" for {model_name}" if model_name else "")
-        compiled = self._compiled
         try:
+            compiled = self._compiled
+        except TemplateError as exc:
+            if model_name:
+                raise TemplateError(f"{model_name}: {exc}") from None
+            raise
+        try:
+            if self.origin == "gguf" and isolation_enabled():
+                return render_isolated(self.jinja, self.dialect, context)
             return render_bounded(compiled, context)
-        except TemplateRefusedError as exc:
-            reason = _one_line(exc.message or "no reason given")
-            raise TemplateRefusal(f"{prefix} refused this conversation: {reason}", reason) from None
-        except RenderLimitError as exc:
-            raise TemplateError(f"{prefix} was stopped: {_one_line(str(exc))}") from None
-        except SecurityError as exc:
-            raise TemplateError(f"{prefix} tried something unsafe and was stopped: {_one_line(str(exc))}") from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{prefix} failed to render: {_one_line(str(exc))}") from None
-        except RecursionError:
-            raise TemplateError(f"{prefix} failed to render: it recursed too deeply") from None
-        except MemoryError:
-            raise TemplateError(f"{prefix} failed to render: it ran out of memory") from None
-        except ValueError as exc:
-            if "digits" in str(exc) and "int" in str(exc):
-                raise TemplateError(f"{prefix} failed to render: it made a number too long to print "
-                                    "(over 4,300 digits)") from None
-            raise TemplateError(f"{prefix} failed to render: ValueError: {_one_line(str(exc))}") from None
-        except Exception as exc:  # anything else a template can provoke: one line, never a traceback
-            raise TemplateError(
-                f"{prefix} failed to render: {type(exc).__name__}: {_one_line(str(exc))}"
-            ) from None
+        except IsolatedFailure as failure:
+            kind, words, reason = failure.kind, failure.words, failure.reason
+        except Exception as exc:  # anything a template can provoke: one line, never a traceback
+            kind, words, reason = describe_failure(exc)
+        if kind == "refused":
+            raise TemplateRefusal(f"{prefix} {words}", reason)
+        raise TemplateError(f"{prefix} {words}")
 
 
 def conversation(system: str | None, turns: Sequence[str]) -> list[Message]:

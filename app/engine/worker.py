@@ -143,6 +143,10 @@ class Worker:
 
 
 def main() -> int:
+    if os.environ.get("HEARTH_WORKER_ROLE") == "templates":  # the bundled app's template sandbox
+        from app.engine.template_sandbox import main as sandbox_main
+
+        return sandbox_main()
     # Frames go out on a private copy of stdout; fd 1 then points at stderr, so a stray
     # printf from native code cannot corrupt the protocol.
     events_fd = os.dup(1)

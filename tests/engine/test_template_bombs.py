@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from app.catalog import load_catalog
 from app.engine.chat_format import resolve_chat_format
 from app.engine.template_env import MAX_OUTPUT_CHARS, TIME_LIMIT_S
+from app.engine.template_sandbox import HARD_TIMEOUT_S, IsolatedFailure, TemplateSandbox, shared_sandbox
 from app.engine.templates import Message, PromptTemplate, TemplateError
 from tests.engine.template_bombs import bombs
 from tests.engine.tiny_gguf import write_tiny_gguf
@@ -40,7 +42,9 @@ def _render(source: str, dialect: str) -> tuple[str, float, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dialect", ["transformers", "hearth"])
-def test_generated_template_bombs_stay_within_budget(dialect: str) -> None:
+def test_generated_template_bombs_stay_within_budget(dialect: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process (isolation off), so that tracemalloc sees every allocation of each case."""
+    monkeypatch.setenv("HEARTH_TEMPLATE_ISOLATION", "0")
     tracemalloc.start()
     results: dict[str, int] = {"ok": 0, "error": 0}
     try:
@@ -96,3 +100,53 @@ def test_bomb_inside_a_gguf_is_reported_and_executes_nothing(tmp_path: Path) -> 
     with pytest.raises(TemplateError, match="Bomb"):
         fmt.render([Message("user", "hi")])
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_generated_template_bombs_in_the_sandbox_process_stay_within_budget() -> None:
+    """Through the child process (the default for file templates): each case within its time, the
+    child's peak resident memory bounded, and the child still serving afterwards."""
+    sandbox = shared_sandbox()
+    stopped = 0
+    for bomb in bombs(limit=40, seed=7):
+        start = time.monotonic()
+        try:
+            PromptTemplate(id="bomb", name="Bomb", jinja=bomb.source, dialect="transformers", origin="gguf").render(
+                [Message("user", "hi")], model_name="Bomb Model")
+        except TemplateError as exc:
+            assert "\n" not in str(exc) and "Bomb Model" in str(exc)
+            stopped += 1
+        assert time.monotonic() - start < HARD_TIMEOUT_S + 2.0, bomb.name
+    pid = sandbox.pid
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status")
+    if status.exists():
+        peak_kb = int(next(line for line in status.read_text().splitlines() if line.startswith("VmHWM")).split()[1])
+        assert peak_kb * 1024 < 450 * 1024 * 1024, f"the template process peaked at {peak_kb >> 10} MB"
+    assert stopped > 30
+    ok = PromptTemplate(id="ok", name="Fine", jinja="{{ messages[0].content }}", dialect="transformers",
+                        origin="gguf")
+    assert ok.render([Message("user", "still here")]) == "still here"
+
+
+def test_a_runaway_template_is_killed_at_the_hard_limit_and_the_next_render_works() -> None:
+    sandbox = TemplateSandbox(hard_timeout_s=1.0)  # shorter than the child's own 3 s watchdog
+    try:
+        source = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+        start = time.monotonic()
+        with pytest.raises(IsolatedFailure, match="ran longer than 1 s"):
+            sandbox.render(source, "transformers", {"messages": []})
+        assert time.monotonic() - start < 3.0
+        assert sandbox.restarts == 1 and sandbox.pid is None
+        assert sandbox.render("{{ messages[0].content }}!", "transformers",
+                              {"messages": [{"role": "user", "content": "hi"}]}) == "hi!"
+    finally:
+        sandbox.stop()
+
+
+def test_file_templates_render_in_the_child_process(tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "own.gguf", chat_template="{{ messages[0].content }}|{{ bos_token }}",
+                           name="Own")
+    fmt = resolve_chat_format(path, load_catalog())
+    assert fmt.render([Message("user", "hi")]) == "hi|<s>"
+    assert shared_sandbox().pid is not None and shared_sandbox().pid != os.getpid()
