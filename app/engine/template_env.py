@@ -410,8 +410,10 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any], *,
     return "".join(parts)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """One short line, safe for a terminal: control characters (escape sequences) shown as \\xNN."""
     flat = " ".join(str(text).split())
+    flat = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in flat[: limit * 2])
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -419,14 +421,14 @@ def describe_failure(exc: BaseException) -> tuple[str, str, str]:
     """(kind, words, reason) for a render that raised: kind is "refused" (the template's own
     ``raise_exception``, reason its words) or "error"; ``words`` follow the template's name."""
     if isinstance(exc, TemplateRefusedError):
-        reason = _one_line(exc.message or "no reason given")
+        reason = one_line(exc.message or "no reason given")
         return "refused", f"refused this conversation: {reason}", reason
     if isinstance(exc, RenderLimitError):
-        words = f"was stopped: {_one_line(str(exc))}"
+        words = f"was stopped: {one_line(str(exc))}"
     elif isinstance(exc, SecurityError):
-        words = f"tried something unsafe and was stopped: {_one_line(str(exc))}"
+        words = f"tried something unsafe and was stopped: {one_line(str(exc))}"
     elif isinstance(exc, jinja2.TemplateError):
-        words = f"failed to render: {_one_line(str(exc))}"
+        words = f"failed to render: {one_line(str(exc))}"
     elif isinstance(exc, RecursionError):
         words = "failed to render: it recursed too deeply"
     elif isinstance(exc, MemoryError):
@@ -434,5 +436,5 @@ def describe_failure(exc: BaseException) -> tuple[str, str, str]:
     elif isinstance(exc, ValueError) and "digits" in str(exc) and "int" in str(exc):
         words = "failed to render: it made a number too long to print (over 4,300 digits)"
     else:
-        words = f"failed to render: {type(exc).__name__}: {_one_line(str(exc))}"
+        words = f"failed to render: {type(exc).__name__}: {one_line(str(exc))}"
     return "error", words, ""

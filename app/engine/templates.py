@@ -19,6 +19,7 @@ import jinja2
 
 from app.engine.template_env import (
     MAX_SOURCE_CHARS,
+    one_line,
     describe_failure,
     hearth_environment,
     hf_environment,
@@ -71,9 +72,6 @@ class Message:
 _ENVIRONMENTS = {"hearth": hearth_environment(), "transformers": hf_environment()}
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class PromptTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 f"prompt template {self.name!r} is not valid Jinja (line {exc.lineno}): "
-                f"{_one_line(exc.message or '')}"
+                f"{one_line(exc.message or '')}"
             ) from None
         except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
             raise TemplateError(

@@ -150,3 +150,13 @@ def test_file_templates_render_in_the_child_process(tmp_path: Path) -> None:
     fmt = resolve_chat_format(path, load_catalog())
     assert fmt.render([Message("user", "hi")]) == "hi|<s>"
     assert shared_sandbox().pid is not None and shared_sandbox().pid != os.getpid()
+
+
+def test_escape_sequences_in_a_template_error_never_reach_the_terminal() -> None:
+    source = "{{ raise_exception('\\x1b]0;pwned\\x07\\x1b[2J gone') }}"
+    with pytest.raises(TemplateError) as caught:
+        PromptTemplate(id="esc", name="Esc", jinja=source, dialect="transformers", origin="gguf").render(
+            [Message("user", "hi")], model_name="Esc Model")
+    text = str(caught.value)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07\\x1b[2J gone" in text
