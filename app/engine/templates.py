@@ -19,10 +19,10 @@ import jinja2
 
 from app.engine.template_env import (
     MAX_SOURCE_CHARS,
-    one_line,
     describe_failure,
     hearth_environment,
     hf_environment,
+    one_line,
     render_bounded,
 )
 from app.engine.template_sandbox import IsolatedFailure, isolation_enabled, render_isolated
