@@ -91,6 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         print(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
               f"prompt format {chat_format.label}", file=sys.stderr)
+    history = [Message("system", system)] if system else []
+    history += [m for m in recorder.history() if m.role != "system"]
+    if args.prompt is not None:  # a template that refuses this conversation says so before the model loads
+        try:
+            chat_format.render([*history, Message("user", args.prompt)], remedy=chosen_remedy(args))
+        except HearthError:
+            recorder.close()
+            raise
     with EngineClient() as client:
         try:
             client.load_model(settings)
@@ -99,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
         session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
-        history = [Message("system", system)] if system else []
-        history += [m for m in recorder.history() if m.role != "system"]
         try:
             if args.prompt is not None:
                 _answer(session, [*history, Message("user", args.prompt)], args.verbose, recorder)

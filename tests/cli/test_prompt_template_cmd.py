@@ -34,3 +34,13 @@ def test_a_refused_system_message_is_one_line_naming_the_remedy(tmp_path: Path) 
     folded = hearth("prompt", str(path), "--system", "Be brief.", "--user", "Hi", "--fold-system")
     assert folded.returncode == 0, folded.stderr
     assert folded.stdout == "<s><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+
+
+def test_hearth_chat_says_so_before_loading_and_applies_the_remedy(tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "gemma.gguf", chat_template=GEMMA, name="Gemma Tiny")
+    refused = hearth("chat", str(path), "--system", "Be brief.", "--prompt", "Hi", "--no-save", "--ctx", "128")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "System role not supported" in refused.stderr and "--fold-system" in refused.stderr
+    folded = hearth("chat", str(path), "--system", "Be brief.", "--prompt", "Hi", "--no-save", "--ctx", "128",
+                    "--max-tokens", "4", "--fold-system")
+    assert folded.returncode == 0, folded.stderr
