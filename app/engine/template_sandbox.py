@@ -24,7 +24,6 @@ from app.engine.template_env import TIME_LIMIT_S
 
 HARD_TIMEOUT_S = TIME_LIMIT_S + 2.0  # the in-child limit, plus time for the child to report it
 CHILD_ADDRESS_SPACE = 1024 * 1024 * 1024  # virtual memory the child may add to what it maps at start (POSIX)
-_ENV_SWITCH = "HEARTH_TEMPLATE_ISOLATION"  # "0" renders file templates in-process
 _ROLE = "HEARTH_WORKER_ROLE"
 
 
@@ -37,7 +36,7 @@ class IsolatedFailure(Exception):
 
 
 def isolation_enabled() -> bool:
-    return os.environ.get(_ENV_SWITCH, "1") != "0"
+    return os.environ.get("HEARTH_TEMPLATE_ISOLATION", "1") != "0"
 
 
 def sandbox_command() -> list[str]:

@@ -33,6 +33,7 @@ from app.engine.protocol import (
 )
 
 _EVERYTHING = 1 << 62
+_ROLE_VARIABLE = "HEARTH_WORKER_ROLE"  # set by app.engine.template_sandbox for its child
 # Tokens are sent in batches at most this often (the GUI repaints every 16 ms anyway).
 STREAM_INTERVAL_S = 0.015
 
@@ -143,7 +144,7 @@ class Worker:
 
 
 def main() -> int:
-    if os.environ.get("HEARTH_WORKER_ROLE") == "templates":  # the bundled app's template sandbox
+    if os.environ.get(_ROLE_VARIABLE) == "templates":  # the bundled app's template sandbox (internal)
         from app.engine.template_sandbox import main as sandbox_main
 
         return sandbox_main()
