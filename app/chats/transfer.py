@@ -17,6 +17,7 @@ from app.chats.import_check import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.rows import format_time
 from app.chats.store import ChatStore, title_from
+from app.engine.reasoning import split_thinking
 
 __all__ = ["ChatImportError", "chat_to_json", "chat_to_markdown", "import_file", "parse_chat"]
 
@@ -70,8 +71,20 @@ def chat_to_markdown(chat: Chat, messages: list[StoredMessage]) -> str:
             heading += f" ({message.model})"
         if message.status not in ("complete",):
             heading += f" [{message.status}]"
-        lines += ["", f"## {heading}", "", message.content if message.content else "*(empty)*"]
+        lines += ["", f"## {heading}", "", *_markdown_body(message)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_body(message: StoredMessage) -> list[str]:
+    """A message's text; a reply's thinking goes in a folded <details> block above the answer."""
+    if not message.content:
+        return ["*(empty)*"]
+    split = split_thinking(message.content) if message.role == "assistant" else None
+    if split is None or split.thinking is None:
+        return [message.content]
+    quoted = [f"> {line}" if line else ">" for line in split.thinking.splitlines()] or [">"]
+    return ["<details><summary>Thinking</summary>", "", *quoted, "", "</details>", "",
+            split.answer if split.answer else "*(no answer yet)*"]
 
 
 def import_file(store: ChatStore, path: Path) -> list[Chat]:

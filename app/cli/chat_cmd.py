@@ -8,6 +8,7 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.chats.recorder import ChatRecorder
+from app.cli.prompt_cmd import add_remedy_arguments, chosen_remedy
 from app.cli.terminal import SafeStream, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
                         help="do not record this conversation in the chat history")
     parser.add_argument("--chat", type=int, metavar="ID",
                         help="continue stored chat ID (see `hearth chats list`)")
+    add_remedy_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -90,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
                         f"prompt format {chat_format.label}"), file=sys.stderr)
+    history = [Message("system", system)] if system else []
+    history += [m for m in recorder.history() if m.role != "system"]
+    if args.prompt is not None:  # a template that refuses this conversation says so before the model loads
+        try:
+            chat_format.render([*history, Message("user", args.prompt)], remedy=chosen_remedy(args))
+        except HearthError:
+            recorder.close()
+            raise
     with EngineClient() as client:
         try:
             client.load_model(settings)
@@ -97,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
-        session = ChatSession(client, chat_format, sampling, chat_id="cli")
-        history = [Message("system", system)] if system else []
-        history += [m for m in recorder.history() if m.role != "system"]
+        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
         try:
             if args.prompt is not None:
                 _answer(session, [*history, Message("user", args.prompt)], args.verbose, recorder)

@@ -237,6 +237,12 @@ class LlamaRunner:
             n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buffer, capacity, add_special, True)
         return list(buffer[:n])
 
+    def eog_texts(self) -> list[str]:
+        """The texts of every end-of-generation token in the vocabulary (llama.cpp's EOG set:
+        eos, eot, eom and markers such as ``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``)."""
+        is_eog = llama_cpp.llama_vocab_is_eog
+        return [self._token_text(t) for t in range(self.n_vocab) if is_eog(self.vocab, t)]
+
     def piece(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)
         if n < 0:

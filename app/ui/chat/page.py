@@ -11,6 +11,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -19,9 +20,9 @@ from PySide6.QtWidgets import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
-from app.engine.chat_format import ChatFormat, resolve_chat_format
+from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
-from app.engine.templates import Message
+from app.engine.templates import Message, TemplateRefusal
 from app.errors import HearthError
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
@@ -85,6 +86,12 @@ class ChatPage(QWidget):
         self.banner.setObjectName("Banner")
         self.banner.setWordWrap(True)
         self.banner.hide()
+        # Offered when the model's template refuses the conversation (a system role, say).
+        self.remedy_button = QPushButton()
+        self.remedy_button.setObjectName("RemedyButton")
+        self.remedy_button.hide()
+        self.remedy_button.clicked.connect(self.apply_remedy)
+        self._offered_remedy: str | None = None
 
         conversation = QWidget()
         conversation.setObjectName("Conversation")
@@ -93,6 +100,7 @@ class ChatPage(QWidget):
         column.setSpacing(0)
         column.addWidget(self.model_bar)
         column.addWidget(self.banner)
+        column.addWidget(self.remedy_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.center, 1)
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(SPACE_XL, SPACE_M, SPACE_XL, SPACE_L)
@@ -356,7 +364,8 @@ class ChatPage(QWidget):
         system = self.system_message()
         turns = [Message("system", system)] if system else []
         turns += [Message(m.role, m.content) for m in history if m.role in ("user", "assistant")]
-        return chat_format.render(turns), chat_format
+        remedy = self.chat.settings.get("template_remedy") if self.chat is not None else None
+        return chat_format.render(turns, remedy=remedy if isinstance(remedy, str) else None), chat_format
 
     def _preview_prompt(self) -> str:
         try:
@@ -416,6 +425,13 @@ class ChatPage(QWidget):
             history = [m for m in history if m.id != continuing.id]
         try:
             built = self.build_prompt(history)
+        except TemplateRefusal as refusal:
+            if refusal.remedy is None:
+                self.show_error(str(refusal))
+            else:
+                self.show_error(f"This model's prompt template does not accept the conversation as it is "
+                                f"({refusal.reason}).", remedy=refusal.remedy)
+            return
         except HearthError as exc:
             self.show_error(str(exc))
             return
@@ -595,9 +611,13 @@ class ChatPage(QWidget):
 
     # -- errors and shutdown ----------------------------------------------------------------
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, remedy: str | None = None) -> None:
         self.banner.setText(message)
         self.banner.show()
+        self._offered_remedy = remedy
+        if remedy is not None:
+            self.remedy_button.setText(remedy_label(remedy))
+        self.remedy_button.setVisible(remedy is not None)
         self.context.events.status_message.emit(message)
 
     def _save_failed(self, exc: ChatStoreError) -> None:
@@ -609,6 +629,20 @@ class ChatPage(QWidget):
 
     def hide_error(self) -> None:
         self.banner.hide()
+        self.remedy_button.hide()
+        self._offered_remedy = None
+
+    def apply_remedy(self) -> None:
+        """Remember the offered remedy for this chat, then ask for the reply again."""
+        remedy = self._offered_remedy
+        if remedy is None or self.chat is None:
+            return
+        settings = dict(self.chat.settings)
+        settings["template_remedy"] = remedy
+        self.chat = self.store.update_chat(self.chat.id, settings=settings)
+        self.hide_error()
+        if not self.generating:
+            self._start_reply()
 
     def shutdown(self) -> None:
         """Window closing: end the reply (saved as stopped) and the engine process."""
