@@ -46,11 +46,13 @@ test: $(VENV)/.stamp-dev
 	$(PY) -m tests.assets
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 package: $(VENV)/.stamp-app
 	$(PY) -m pip install --quiet -e '.[packaging]'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from app import __version__
+from app.engine.backend import backend_name
 from app.errors import HearthError
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ def _generate(report: SelfTestReport, path: Path) -> str:
     from app.engine.client import EngineClient
     from app.engine.offload import detect_gpu
     from app.engine.protocol import LoadSettings, SamplingSettings
-    from app.engine.templates import Message
+    from app.templates.prompt import Message
 
     chat_format = resolve_chat_format(path, load_catalog())
     prompt = chat_format.render([Message("user", PROMPT)])
@@ -112,24 +112,6 @@ def _chat_round_trip(report: SelfTestReport, reply: str) -> None:
     if contents != [("user", PROMPT), ("assistant", reply)]:
         raise SelfTestFailed(f"self-test failed at step 'chats': read back {contents!r}")
     report.facts.append("chat written and read back")
-
-
-def backend_name(offload: bool | None = None) -> str:
-    """The llama.cpp backend this build runs on: CPU, CUDA, Metal or Vulkan."""
-    try:
-        import llama_cpp
-    except ImportError:
-        return "no llama.cpp"
-    lib_dir = Path(llama_cpp.__file__).parent / "lib"
-    names = " ".join(p.name.lower() for p in lib_dir.glob("*")) if lib_dir.is_dir() else ""
-    if offload is None:
-        from app.engine.offload import build_offloads
-
-        offload = build_offloads()
-    for marker, label in (("cuda", "CUDA"), ("metal", "Metal"), ("vulkan", "Vulkan"), ("hip", "ROCm")):
-        if marker in names:
-            return label if offload else f"CPU ({label} build, no GPU found)"
-    return "Metal" if offload and sys.platform == "darwin" else ("GPU" if offload else "CPU")
 
 
 def run_self_test(model: str | None) -> SelfTestReport:

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gguf
 
-from app.engine.gguf_meta import read_gguf_metadata
+from app.formats.gguf_meta import read_gguf_metadata
 from tests.engine.tiny_gguf import write_big_vocab_gguf
 
 

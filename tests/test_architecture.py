@@ -11,7 +11,8 @@ from app.paths import install_root
 APP = install_root() / "app"
 CORE_PACKAGES = (
     "app.catalog", "app.engine", "app.hub", "app.chats", "app.convert", "app.cli", "app.paths", "app.errors",
-    "app.selftest",
+    "app.selftest", "app.templates", "app.formats", "app.units", "app.conversation", "app.library",
+    "app.model_folders",
 )
 
 

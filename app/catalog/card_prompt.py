@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.catalog.card import CardPrompt
-from app.engine.templates import Message, PromptTemplate, TemplateError
+from app.templates.prompt import Message, PromptTemplate, TemplateError
 
 _USER_MARK = re.compile(r"(?:###\s*)?(?:USER|User|Human|HUMAN|Instruction|Prompter|Question)\s*:?\s*$")
 _SYSTEM_MARK = re.compile(r"^(?:###\s*)?(?:SYSTEM|System)\s*:\s*")

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from app.catalog.fit import RUNTIME_OVERHEAD
-from app.engine.gguf_meta import GGUFMetadata
+from app.formats.gguf_meta import GGUFMetadata
 from app.hub.listing import HubFile
 
 _QUANT = re.compile(

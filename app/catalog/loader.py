@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.model import Catalog, Model, Variant, gguf_alternative
-from app.engine.templates import PromptTemplate, TemplateError
 from app.errors import HearthError
 from app.paths import catalog_path, resource_path
+from app.templates.prompt import PromptTemplate, TemplateError
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from app.engine.templates import PromptTemplate
+from app.templates.prompt import PromptTemplate
 
 Format = Literal["gguf", "gptq"]
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore
-from app.engine.templates import Message
+from app.templates.prompt import Message
 
 
 class ReplySink(Protocol):

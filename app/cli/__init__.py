@@ -74,7 +74,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     handler: Handler | None = getattr(args, "func", None)
     if args.version:
-        from app.selftest import backend_name
+        from app.engine.backend import backend_name
 
         print(f"Hearth {__version__} · llama.cpp backend: {backend_name()}")
         return 0

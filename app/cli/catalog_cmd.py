@@ -10,9 +10,10 @@ from typing import Any
 from app.catalog import Catalog, Model, Variant, load_catalog
 from app.catalog.fit import Fit, assess
 from app.catalog.hardware import Hardware, describe, detect_hardware
-from app.cli.table import human_size, render_table
+from app.cli.table import render_table
 from app.cli.terminal import safe_json, safe_line
 from app.errors import HearthError
+from app.units import human_size
 
 
 def register(subparsers: Any) -> None:

@@ -13,12 +13,12 @@ from app.cli.terminal import SafeStream, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
-from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError
-from app.engine.templates import Message
 from app.errors import HearthError
+from app.formats.gguf_meta import read_gguf_metadata
+from app.templates.prompt import Message
 
 
 def _gpu_layers(text: str) -> int | None:

@@ -13,16 +13,18 @@ from dataclasses import replace
 from typing import Any, TextIO, TypeVar
 
 from app.catalog import load_catalog
-from app.cli.table import human_size, render_table
+from app.catalog.downloads import request_for_variant
+from app.cli.table import render_table
 from app.cli.terminal import safe_line
 from app.errors import HearthError
 from app.hub.errors import DownloadStopped
 from app.hub.listing import list_branches, list_files
-from app.hub.plan import DownloadRequest, execute, plan, request_for_ref, request_for_variant
+from app.hub.plan import DownloadRequest, execute, plan, request_for_ref
 from app.hub.progress import RateMeter, eta_seconds, format_eta, format_speed
 from app.hub.refs import parse_repo_ref
 from app.hub.transfer import Control
 from app.paths import app_dirs
+from app.units import human_size
 
 T = TypeVar("T")
 

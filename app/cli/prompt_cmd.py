@@ -9,7 +9,7 @@ from typing import Any
 from app.catalog import load_catalog
 from app.cli.terminal import safe_line, safe_text
 from app.engine.chat_format import resolve_chat_format
-from app.engine.templates import Message
+from app.templates.prompt import Message
 
 
 class _Turn(argparse.Action):

@@ -1,4 +1,4 @@
-"""Plain-text tables and human-readable sizes for terminal output."""
+"""Plain-text tables for terminal output (sizes come from app.units)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ from collections.abc import Sequence
 from app.cli.terminal import safe_line
 
 TABLE_CELL_LIMIT = 200  # a cell longer than this is cut (a hostile name must not flood the table)
-_UNITS = ("B", "kB", "MB", "GB", "TB")
-
-
-def human_size(size: int | None) -> str:
-    """Decimal units, as model cards and the Hub print them: ``7.26 GB``."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] | None = None) -> str:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.catalog import Catalog, Model, Variant, load_catalog
+from app.catalog.downloads import request_for_variant
 from app.catalog.installed import Conversion, converted_output, write_conversion
 from app.convert.converter import DEFAULT_TYPE_FOR_BITS, ProgressCallback, convert_branch, gptq_settings
 from app.convert.errors import ConvertError
 from app.hub import manifest
-from app.hub.plan import DownloadRequest, execute, plan, request_for_ref, request_for_variant
+from app.hub.plan import DownloadRequest, execute, plan, request_for_ref
 from app.hub.refs import parse_repo_ref
 from app.hub.transfer import Control
 

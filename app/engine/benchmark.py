@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 
-from app.engine.templates import Message
+from app.templates.prompt import Message
 
 BENCH_PROMPT = (
     "You are a careful writer. Write a long, detailed story about a lighthouse keeper who "

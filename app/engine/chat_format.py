@@ -10,11 +10,11 @@ from typing import Any, Literal
 
 from app.catalog.installed import read_conversion, variant_files
 from app.catalog.model import Catalog, Model, Variant
-from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.reasoning import history_for_template
-from app.engine.templates import Message, PromptTemplate, TemplateError, TemplateRefusal
 from app.errors import HearthError
+from app.formats.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.paths import app_dirs
+from app.templates.prompt import Message, PromptTemplate, TemplateError, TemplateRefusal
 
 FALLBACK_TEMPLATE_ID = "chatml"
 TemplateSource = Literal["catalogue", "gguf", "fallback", "chosen"]

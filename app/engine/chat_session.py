@@ -10,11 +10,11 @@ from typing import Any
 from app.catalog.model import Model
 from app.engine.chat_format import ChatFormat
 from app.engine.client import EngineClient
-from app.engine.gguf_meta import GGUFMetadata
 from app.engine.offload import OffloadPlan, default_context, detect_gpu, plan_offload
 from app.engine.protocol import GenerationStats, LoadSettings, SamplingSettings
-from app.engine.templates import Message
 from app.errors import HearthError
+from app.formats.gguf_meta import GGUFMetadata
+from app.templates.prompt import Message
 
 _SAMPLING_KEYS = {f.name for f in fields(SamplingSettings)}
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import llama_cpp
 
-from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.offload import build_offloads
 from app.engine.protocol import (
     EngineError,
@@ -21,6 +20,7 @@ from app.engine.protocol import (
     SamplingSettings,
     StopReason,
 )
+from app.formats.gguf_meta import GGUFMetadata, read_gguf_metadata
 
 _KV_TYPES = {"f32": 0, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": 2}
 _FLASH = {

@@ -6,7 +6,7 @@ import ctypes
 from dataclasses import dataclass
 
 from app.catalog.hardware import nvidia_smi_gpus
-from app.engine.gguf_meta import GGUFMetadata
+from app.formats.gguf_meta import GGUFMetadata
 
 GB = 1e9
 DEFAULT_MARGIN = 512 * 2**20

@@ -10,7 +10,6 @@ import time
 import traceback
 from typing import IO, cast
 
-from app.engine.gguf_meta import GGUFError
 from app.engine.llama_runner import LlamaRunner, LogTail
 from app.engine.protocol import (
     Command,
@@ -31,9 +30,10 @@ from app.engine.protocol import (
     read_frame,
     write_frame,
 )
+from app.formats.gguf_meta import GGUFError
 
 _EVERYTHING = 1 << 62
-_ROLE_VARIABLE = "HEARTH_WORKER_ROLE"  # set by app.engine.template_sandbox for its child
+_ROLE_VARIABLE = "HEARTH_WORKER_ROLE"  # set by app.templates.sandbox for its child
 # Tokens are sent in batches at most this often (the GUI repaints every 16 ms anyway).
 STREAM_INTERVAL_S = 0.015
 
@@ -145,7 +145,7 @@ class Worker:
 
 def main() -> int:
     if os.environ.get(_ROLE_VARIABLE) == "templates":  # the bundled app's template sandbox (internal)
-        from app.engine.template_sandbox import main as sandbox_main
+        from app.templates.sandbox import main as sandbox_main
 
         return sandbox_main()
     # Frames go out on a private copy of stdout; fd 1 then points at stderr, so a stray

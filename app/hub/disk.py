@@ -8,8 +8,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from app.cli.table import human_size
 from app.hub.errors import NotEnoughSpace
+from app.units import human_size
 
 # Room kept free beyond the download itself, so the system does not run dry.
 MARGIN_BYTES = 64 * 1024 * 1024

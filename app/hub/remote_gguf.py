@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.engine.gguf_meta import GGUFError, GGUFMetadata, GGUFTruncatedError, read_gguf_metadata
+from app.formats.gguf_meta import GGUFError, GGUFMetadata, GGUFTruncatedError, read_gguf_metadata
 from app.hub.errors import HubError
 from app.hub.small_files import fetch_bytes
 
@@ -35,7 +35,7 @@ def _header_ends_inside(prefix_file: Path) -> bool:
 
 
 def read_remote_header(repo: str, revision: str, path: str, size: int) -> RemoteHeader:
-    """Fetch just enough of the file's start to parse its header with :mod:`app.engine.gguf_meta`.
+    """Fetch just enough of the file's start to parse its header with :mod:`app.formats.gguf_meta`.
 
     The prefix grows (256 KB, doubling) until the header and tensor table are complete; the
     parse then runs on a sparse file of the real size, so nothing past the header is fetched.

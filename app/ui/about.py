@@ -33,7 +33,7 @@ def about_html(dirs: AppDirs, backend: str) -> str:
 
 
 def show_about(parent: QWidget, dirs: AppDirs) -> QMessageBox:
-    from app.selftest import backend_name
+    from app.engine.backend import backend_name
 
     box = QMessageBox(parent)
     box.setWindowTitle("About Hearth")

@@ -7,7 +7,7 @@ import pytest
 from app.catalog.card import CardError, parse_card
 from app.catalog.card_prompt import choose_from_card
 from app.catalog.loader import load_catalog
-from app.engine.templates import Message, PromptTemplate
+from app.templates.prompt import Message, PromptTemplate
 from tests.catalog.hub_repos import seed_text
 
 VICUNA_CARD = """---

@@ -10,8 +10,8 @@ import pytest
 from app.chats.recorder import ChatRecorder
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatNotFound, ChatStore
-from app.engine.templates import Message
 from app.paths import app_dirs
+from app.templates.prompt import Message
 
 
 class CountingStore(ChatStore):

@@ -205,7 +205,7 @@ def test_streamed_reply_in_hearth_chat_cannot_drive_the_terminal(
 ) -> None:
     """``hearth chat`` prints a reply through the layer: text, newlines, tabs and Unicode pass."""
     from app.cli.chat_cmd import _answer
-    from app.engine.templates import Message
+    from app.templates.prompt import Message
 
     pieces = ["Sure", "!\n\t- ", "日本", "語 👩‍💻", "\x1b]0;", "owned\x07", "\x1b[2J", "\r", "\n", "done\u202e"]
 

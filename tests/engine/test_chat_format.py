@@ -9,8 +9,8 @@ import pytest
 from app.catalog import load_catalog
 from app.catalog.starter import starter_path, starter_variant
 from app.engine.chat_format import ModelNotFoundError, resolve_chat_format
-from app.engine.templates import Message, TemplateError
 from app.paths import app_dirs
+from app.templates.prompt import Message, TemplateError
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 HOSTILE_TEMPLATES = {

@@ -10,10 +10,10 @@ from app.catalog import load_catalog
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
-from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.protocol import LoadSettings
-from app.engine.templates import Message
 from app.errors import HearthError
+from app.formats.gguf_meta import read_gguf_metadata
+from app.templates.prompt import Message
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 

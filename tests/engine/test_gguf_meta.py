@@ -10,7 +10,7 @@ import gguf
 import numpy as np
 import pytest
 
-from app.engine.gguf_meta import GGUFError, GGUFTruncatedError, read_gguf_metadata
+from app.formats.gguf_meta import GGUFError, GGUFTruncatedError, read_gguf_metadata
 from tests.engine.tiny_gguf import write_big_vocab_gguf, write_tiny_gguf
 
 
@@ -140,7 +140,7 @@ def test_fixed_format_values_match_gguf_constants() -> None:
     """The reader keeps a few GGUF format values itself (gguf's package is slow to import)."""
     from gguf import constants
 
-    from app.engine import gguf_meta
+    from app.formats import gguf_meta
 
     assert gguf_meta.GGUF_MAGIC == constants.GGUF_MAGIC
     assert gguf_meta.GGUF_DEFAULT_ALIGNMENT == constants.GGUF_DEFAULT_ALIGNMENT

@@ -16,7 +16,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from app.engine.gguf_meta import GGUFError, GGUFMetadata, read_gguf_metadata
+from app.formats.gguf_meta import GGUFError, GGUFMetadata, read_gguf_metadata
 from tests.engine.tiny_gguf import write_tiny_gguf
 from tests.hub.hostile_hub import tally
 

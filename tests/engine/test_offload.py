@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.offload import (
     DEFAULT_MARGIN,
     detect_gpu,
@@ -15,6 +14,7 @@ from app.engine.offload import (
     memory_advice,
     plan_offload,
 )
+from app.formats.gguf_meta import GGUFMetadata, read_gguf_metadata
 
 MiB = 2**20
 # SmolLM2-135M Q4_1: 30 blocks of 2,216,448 bytes; token_embd (Q8_0) 30,081,024 bytes and tied

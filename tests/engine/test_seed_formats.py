@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.catalog import load_catalog
-from app.engine.templates import conversation
+from app.templates.prompt import conversation
 
 SYSTEM = "You are terse."
 TURNS = ["What is 2+2?", "4.", "And 3+3?", "6.", "Thanks!"]

@@ -11,9 +11,9 @@ import pytest
 
 from app.catalog import load_catalog
 from app.engine.chat_format import resolve_chat_format
-from app.engine.template_env import MAX_OUTPUT_CHARS, TIME_LIMIT_S
-from app.engine.template_sandbox import HARD_TIMEOUT_S, IsolatedFailure, TemplateSandbox, shared_sandbox
-from app.engine.templates import Message, PromptTemplate, TemplateError
+from app.templates.environment import MAX_OUTPUT_CHARS, TIME_LIMIT_S
+from app.templates.prompt import Message, PromptTemplate, TemplateError
+from app.templates.sandbox import HARD_TIMEOUT_S, IsolatedFailure, TemplateSandbox, shared_sandbox
 from tests.engine.template_bombs import bombs
 from tests.engine.tiny_gguf import write_tiny_gguf
 

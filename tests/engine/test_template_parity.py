@@ -11,7 +11,7 @@ from transformers.utils.chat_template_utils import render_jinja_template
 
 from app.catalog import load_catalog
 from app.engine.chat_format import ChatFormat, resolve_chat_format
-from app.engine.templates import Message, TemplateError
+from app.templates.prompt import Message, TemplateError
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 TEMPLATES_DIR = Path(__file__).parent / "llama_templates"

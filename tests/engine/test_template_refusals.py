@@ -9,7 +9,7 @@ import pytest
 from app.catalog import load_catalog
 from app.engine.chat_format import ChatFormat, apply_remedy, resolve_chat_format
 from app.engine.reasoning import split_thinking
-from app.engine.templates import Message, TemplateRefusal
+from app.templates.prompt import Message, TemplateRefusal
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 TEMPLATES = Path(__file__).parent / "llama_templates"

@@ -14,7 +14,7 @@ from app.engine.chat_session import ChatSession, sampling_for
 from app.engine.client import EngineClient
 from app.engine.llama_runner import LlamaRunner, LogTail
 from app.engine.protocol import LoadSettings
-from app.engine.templates import Message, TemplateRefusal
+from app.templates.prompt import Message, TemplateRefusal
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 BOS_ID = 1  # tiny_gguf: <unk>, <s>, </s>, ...

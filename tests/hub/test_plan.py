@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from app.catalog.downloads import request_for_variant
 from app.catalog.installed import InstallState, install_state
 from app.catalog.model import Variant
 from app.hub import manifest, split
 from app.hub.errors import NotEnoughSpace
-from app.hub.plan import DownloadRequest, execute, plan, request_for_variant
+from app.hub.plan import DownloadRequest, execute, plan
 from app.hub.transfer import Control, partial_path
 from app.paths import variant_dir
 from tests.hub.conftest import GGUF_REPO, GPTQ_REPO, gguf_payload, payload

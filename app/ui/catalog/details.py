@@ -7,8 +7,8 @@ from html import escape
 from app.catalog import Model, Variant
 from app.catalog.fit import FitReport
 from app.catalog.installed import Conversion, InstallState
-from app.cli.table import human_size
 from app.ui.theme import Theme
+from app.units import human_size
 
 # Bits per weight of the GGUF Hearth writes by default for each GPTQ bit width (llama.cpp's figures).
 _CONVERTED_BITS_PER_WEIGHT = {2: ("Q3_K_M", 3.95), 3: ("Q3_K_M", 3.95), 4: ("Q4_K_M", 4.9), 8: ("Q8_0", 8.5)}

@@ -20,7 +20,7 @@ from app.catalog import Catalog, Model, Variant
 from app.catalog.fit import Fit, FitReport, assess
 from app.catalog.hardware import Hardware
 from app.catalog.installed import Conversion, InstallState, converted_model, install_state
-from app.cli.table import human_size
+from app.units import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 

@@ -8,8 +8,8 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistent
 
 from app.catalog import Model
 from app.catalog.model import Variant
-from app.cli.table import human_size
 from app.ui.catalog.table_model import HEADERS, CatalogFilterProxy, Column, Role
+from app.units import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _TOP = 0xFFFFFFFF  # internalId of a model row; a variant row holds its model row's number

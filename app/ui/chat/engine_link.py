@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 
 from app.engine.chat_session import plan_load
-from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
 from app.errors import HearthError
+from app.formats.gguf_meta import read_gguf_metadata
 
 if TYPE_CHECKING:
     from app.ui.engine.engine_adapter import EngineAdapter

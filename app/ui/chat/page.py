@@ -22,8 +22,8 @@ from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
 from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
-from app.engine.templates import Message, TemplateRefusal
 from app.errors import HearthError
+from app.templates.prompt import Message, TemplateRefusal
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
 from app.ui.chat.engine_link import EngineLink, describe_load

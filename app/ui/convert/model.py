@@ -6,11 +6,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from app.cli.table import human_size
 from app.convert.jobs import ConversionJob, ConversionQueue, ConversionState
 from app.hub.progress import format_speed
 from app.hub.queue import JobState
 from app.ui.downloads.model import AnyIndex, JobListModel, Role, detail_text
+from app.units import human_size
 
 # How each conversion state is painted by the download card (colour of the bar) and which buttons it offers.
 CARD_STATE = {

@@ -21,12 +21,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.cli.table import human_size
 from app.errors import HearthError
 from app.hub.listing import HubFile, RepoListing, list_branches, list_files
 from app.hub.plan import DownloadRequest
 from app.hub.refs import parse_repo_ref
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, named
+from app.units import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 

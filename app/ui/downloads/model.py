@@ -8,9 +8,9 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
-from app.cli.table import human_size
 from app.hub.progress import format_eta, format_speed
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
+from app.units import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 REFRESH_MS = 500

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from app import model_folders
-from app.cli.table import human_size
+from app.catalog.downloads import download_queue, request_for_variant
 from app.errors import HearthError
 from app.hub.account import Account, needs_token
-from app.hub.plan import DownloadRequest, request_for_variant
-from app.hub.queue import DownloadJob, DownloadQueue, JobState
+from app.hub.plan import DownloadRequest
+from app.hub.queue import DownloadJob, JobState
 from app.ui.context import AppContext
 from app.ui.convert.panel import ConversionPanel
 from app.ui.downloads.delegate import DownloadDelegate
@@ -32,6 +32,7 @@ from app.ui.downloads.hub_browser import HubBrowser
 from app.ui.downloads.model import DownloadListModel, chat_path
 from app.ui.signin import AccountService, SignInDialog
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme, named
+from app.units import human_size
 
 MAX_ACTIVE = 2
 EMPTY_TEXT = ("No downloads yet. Pick a model in the Catalogue, type any Hugging Face repo above, "
@@ -49,8 +50,8 @@ class DownloadsPage(QWidget):
         super().__init__()
         self.context = context
         self.setAcceptDrops(True)
-        self.queue = DownloadQueue(context.dirs.models, max_active=MAX_ACTIVE,
-                                   store=context.dirs.data / "downloads.json")
+        self.queue = download_queue(context.dirs.models, max_active=MAX_ACTIVE,
+                                    store=context.dirs.data / "downloads.json")
         self.model = DownloadListModel(self.queue, self)
         self.browser = HubBrowser(self, on_import=self.choose_import)
         self.conversions = ConversionPanel(context, self.queue, self)

@@ -9,10 +9,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.engine.chat_session import plan_load
-from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings
 from app.errors import HearthError
+from app.formats.gguf_meta import GGUFMetadata, read_gguf_metadata
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Templates from model files render in a child process that can be stopped: a hard bound on time and memory.
 
-Inside the child the same bounded sandbox and watchdog run (:mod:`app.engine.template_env`);
+Inside the child the same bounded sandbox and watchdog run (:mod:`app.templates.environment`);
 the process adds what no in-process check can: an address-space limit set by the OS
 (``RLIMIT_AS`` where there is one), and a parent that kills it when a render runs past
 its deadline, whatever the template was doing. The next render starts a fresh child.
@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any, cast
 
-from app.engine.template_env import TIME_LIMIT_S
+from app.templates.environment import TIME_LIMIT_S
 
 HARD_TIMEOUT_S = TIME_LIMIT_S + 2.0  # the in-child limit, plus time for the child to report it
 CHILD_ADDRESS_SPACE = 1024 * 1024 * 1024  # virtual memory the child may add to what it maps at start (POSIX)
@@ -43,7 +43,7 @@ def sandbox_command() -> list[str]:
     """How to start the child: this Python on this module (the bundled app: its worker entry)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--engine-worker"]
-    return [sys.executable, "-m", "app.engine.template_sandbox"]
+    return [sys.executable, "-m", "app.templates.sandbox"]
 
 
 class TemplateSandbox:
@@ -134,7 +134,7 @@ def render_isolated(source: str, dialect: str, context: dict[str, Any]) -> str:
 
 def serve(commands: IO[bytes], replies: IO[bytes]) -> int:
     """The child's loop: one JSON request per line in, one JSON reply per line out."""
-    from app.engine.template_env import describe_failure, hearth_environment, hf_environment, render_bounded
+    from app.templates.environment import describe_failure, hearth_environment, hf_environment, render_bounded
 
     environments = {"hearth": hearth_environment(), "transformers": hf_environment()}
     compiled: dict[tuple[str, str], Any] = {}

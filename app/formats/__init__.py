@@ -1,0 +1,1 @@
+"""File formats read without loading a model (GGUF headers), below the catalogue and the engine."""
