@@ -12,7 +12,7 @@ APP = install_root() / "app"
 CORE_PACKAGES = (
     "app.catalog", "app.engine", "app.hub", "app.chats", "app.convert", "app.cli", "app.paths", "app.errors",
     "app.selftest", "app.templates", "app.formats", "app.units", "app.conversation", "app.library",
-    "app.model_folders",
+    "app.model_folders", "app.services",
 )
 
 

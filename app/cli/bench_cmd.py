@@ -11,9 +11,9 @@ from typing import Any
 from app.catalog import load_catalog
 from app.cli.terminal import safe_json, safe_line
 from app.engine.chat_format import resolve_chat_format
-from app.engine.model_files import resolve_model_path
 from app.engine.protocol import LoadSettings, SamplingSettings
 from app.errors import HearthError
+from app.library.installed import resolve_model_path
 
 
 def register(subparsers: Any) -> None:

@@ -7,17 +7,18 @@ import sys
 from typing import Any
 
 from app.catalog import load_catalog
-from app.chats.recorder import ChatRecorder
+from app.chats.store import ChatStore
 from app.cli.prompt_cmd import add_remedy_arguments, chosen_remedy
 from app.cli.terminal import SafeStream, safe_line
+from app.conversation.conversation import Conversation
 from app.engine.chat_format import resolve_chat_format
-from app.engine.chat_session import ChatSession, plan_load, sampling_for
+from app.engine.chat_session import ChatSession, plan_load
 from app.engine.client import EngineClient
-from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
+from app.library.installed import resolve_model_path
 from app.templates.prompt import Message
 
 
@@ -72,12 +73,15 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model, catalog)
     meta = read_gguf_metadata(path)
     chat_format = resolve_chat_format(path, catalog, template_override=args.template, meta=meta)
-    recorder = ChatRecorder.start(model=chat_format.model_name, chat_id=args.chat,
-                                  save=not args.no_save, system_message=args.system)
-    stored_system = recorder.system_message()
-    system = args.system if args.system is not None else (stored_system or chat_format.system_message)
-    sampling = sampling_for(chat_format.model, temperature=args.temp, seed=args.seed,
-                            max_tokens=args.max_tokens)
+    conversation = open_conversation(args)
+    try:
+        sampling = conversation.sampling(
+            chat_format.model.sampling if chat_format.model else None,
+            {"temperature": args.temp, "seed": args.seed, "max_tokens": args.max_tokens},
+        ).or_raise()
+    except HearthError:
+        conversation.store.close()
+        raise
     extra: dict[str, Any] = {
         key: value for key, value in (
             ("n_threads", args.threads), ("n_batch", args.batch), ("flash_attention", args.flash_attn),
@@ -92,13 +96,11 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
                         f"prompt format {chat_format.label}"), file=sys.stderr)
-    history = [Message("system", system)] if system else []
-    history += [m for m in recorder.history() if m.role != "system"]
     if args.prompt is not None:  # a template that refuses this conversation says so before the model loads
         try:
-            chat_format.render([*history, Message("user", args.prompt)], remedy=chosen_remedy(args))
+            conversation.build_prompt(chat_format, pending_user=args.prompt)
         except HearthError:
-            recorder.close()
+            conversation.store.close()
             raise
     with EngineClient() as client:
         try:
@@ -107,25 +109,54 @@ def run(args: argparse.Namespace) -> int:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
-        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
+        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=conversation.remedy)
         try:
             if args.prompt is not None:
-                _answer(session, [*history, Message("user", args.prompt)], args.verbose, recorder)
+                _answer(session, [Message("user", args.prompt)], args.verbose, conversation)
                 return 0
-            return _interactive(session, history, args.verbose, recorder)
+            return _interactive(session, args.verbose, conversation)
         finally:
-            recorder.close()
+            conversation.store.close()
+
+
+def open_conversation(args: argparse.Namespace) -> Conversation:
+    """The chat `hearth chat` talks in: stored chat --chat ID, a new one, or (--no-save) a copy in memory.
+
+    The same :class:`Conversation` as the window's, so the same chat builds the same prompt.
+    """
+    if args.no_save:
+        conversation = Conversation.detached(
+            ChatStore.open_default() if args.chat is not None else None, args.chat
+        )
+    else:
+        store = ChatStore.open_default()
+        try:
+            conversation = Conversation.open(store, args.chat) if args.chat is not None else Conversation(store)
+        except HearthError:
+            store.close()
+            raise
+    if args.system is not None:  # a new chat keeps it; a continued one uses it for this session
+        if conversation.chat is None:
+            conversation.set_system_message(args.system)
+        else:
+            conversation.system_override = args.system
+    conversation.remedy_override = chosen_remedy(args)
+    return conversation
 
 
 def _answer(session: ChatSession, history: list[Message], verbose: bool,
-            recorder: ChatRecorder | None = None) -> str:
+            conversation: Conversation | None = None) -> str:
+    """Stream the reply to ``history`` (its last message is the user's). With a conversation, that
+    message is saved first, the turns are the conversation's, and the reply is saved as it grows."""
     parts: list[str] = []
     status = "complete"
     sink = None
     out = SafeStream(sys.stdout)  # a model's reply must not drive the terminal (no ESC/OSC)
-    if recorder is not None:
-        recorder.user(history[-1].content)
-        sink = recorder.reply()
+    if conversation is not None:
+        name = session.chat_format.model_name
+        conversation.add_user(history[-1].content, model_name=name)
+        history = conversation.turns(session.chat_format.system_message)
+        sink = conversation.start_reply(name, background=True)
     try:
         for text in session.reply(history):
             parts.append(text)
@@ -145,16 +176,14 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
     sys.stdout.flush()
     stats = session.last_stats
     if sink is not None:
-        sink.finish(status, tokens=stats.generated_tokens if stats else None,
-                    tokens_per_s=round(stats.decode_tps, 1) if stats else None)
+        sink.finish(status, stats)
     if verbose and stats is not None:
         print(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tok/s, "
               f"first token {stats.ttft_s * 1000:.0f} ms, {stats.stop_reason}]", file=sys.stderr)
     return "".join(parts)
 
 
-def _interactive(session: ChatSession, history: list[Message], verbose: bool,
-                 recorder: ChatRecorder | None = None) -> int:
+def _interactive(session: ChatSession, verbose: bool, conversation: Conversation) -> int:
     print(safe_line(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends."),
           file=sys.stderr)
     while True:
@@ -165,6 +194,4 @@ def _interactive(session: ChatSession, history: list[Message], verbose: bool,
             return 0
         if not line.strip():
             return 0
-        history.append(Message("user", line))
-        reply = _answer(session, history, verbose, recorder)
-        history.append(Message("assistant", reply))
+        _answer(session, [Message("user", line)], verbose, conversation)

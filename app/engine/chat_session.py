@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +12,19 @@ from app.engine.chat_format import ChatFormat
 from app.engine.client import EngineClient
 from app.engine.offload import OffloadPlan, default_context, detect_gpu, plan_offload
 from app.engine.protocol import GenerationStats, LoadSettings, SamplingSettings
+from app.engine.sampling import SAMPLING_KEYS, merge_sampling
 from app.errors import HearthError
 from app.formats.gguf_meta import GGUFMetadata
 from app.templates.prompt import Message
 
-_SAMPLING_KEYS = {f.name for f in fields(SamplingSettings)}
-
 
 def sampling_for(model: Model | None, **overrides: Any) -> SamplingSettings:
-    """The catalogue's per-model sampling defaults, then any non-None ``overrides``."""
-    values: dict[str, Any] = {}
-    if model is not None:
-        values.update({k: v for k, v in model.sampling.items() if k in _SAMPLING_KEYS})
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(values) - _SAMPLING_KEYS
-    if unknown:
-        raise HearthError(f"unknown sampling settings: {', '.join(sorted(unknown))}")
-    return SamplingSettings(**values)
+    """The catalogue's per-model sampling defaults, then any non-None ``overrides``.
+
+    A bad value raises SamplingError naming it (see :mod:`app.engine.sampling`).
+    """
+    defaults = {k: v for k, v in model.sampling.items() if k in SAMPLING_KEYS} if model is not None else {}
+    return merge_sampling(defaults, overrides).or_raise()
 
 
 def plan_load(

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app import __version__
 from app.catalog import CatalogError, load_catalog
 from app.paths import app_dirs
+from app.services import AppServices
 from app.ui.context import AppContext, AppEvents
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import InstanceServer, hand_over
@@ -21,20 +22,26 @@ from app.ui.theme import ThemeManager, icon
 
 
 def create_context(app: QApplication) -> AppContext:
-    """Build the shared objects; raises CatalogError when the catalogue is unusable."""
-    return AppContext(catalog=load_catalog(), dirs=app_dirs(), theme=ThemeManager(app), events=AppEvents())
+    """Build the shared objects and the services (once, here); raises CatalogError when the catalogue
+    is unusable. Whoever calls this shuts ``context.services`` down when done."""
+    dirs = app_dirs()
+    catalog = load_catalog()
+    return AppContext(catalog=catalog, dirs=dirs, theme=ThemeManager(app), events=AppEvents(),
+                      services=AppServices.start(dirs))
 
 
 def open_window_offscreen() -> list[str]:
     """Build the whole main window once (for ``--self-test``) and return its page keys."""
     app = QApplication.instance() or QApplication(["hearth", "--self-test"])
     assert isinstance(app, QApplication)
-    window = MainWindow(create_context(app))
+    context = create_context(app)
+    window = MainWindow(context)
     window.show()
     app.processEvents()
     window.build_all_pages()
     pages = list(window.pages)
     window.close()
+    context.services.shutdown()
     return pages
 
 
@@ -93,7 +100,10 @@ def run_gui(argv: list[str], open_model: str | None = None) -> int:
         window.first_painted.connect(lambda: QTimer.singleShot(0, lambda: _report_startup(app)))
     if target:
         _open_model(window, context, target)
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        context.services.shutdown()  # after the pages' own shutdown (the window's close event)
 
 
 def _listen_for_later_launches(window: MainWindow, context: AppContext) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
 from app.catalog import Catalog
 from app.paths import AppDirs
+from app.services import AppServices
 from app.ui.theme import ThemeManager
 
 
@@ -33,9 +34,18 @@ class AppEvents(QObject):
 
 @dataclass
 class AppContext:
-    """Shared, long-lived objects, created once by the application."""
+    """Shared, long-lived objects, created once by the application.
+
+    ``services`` (downloads, conversions, the chat store) are built here when not given, once
+    per context; ``app.ui.application`` shuts them down when the window closes.
+    """
 
     catalog: Catalog
     dirs: AppDirs
     theme: ThemeManager
     events: AppEvents
+    services: AppServices = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.services is None:
+            self.services = AppServices.start(self.dirs)

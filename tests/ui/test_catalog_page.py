@@ -131,6 +131,8 @@ def test_installed_state_and_chat_button(qtbot: QtBot, context: AppContext, lapt
     shutil.copyfile(smollm2, target)
     context.events.installed_changed.emit()
     row = page.source.row_of(variant.id)
+    # The folder is scanned off the GUI thread: the row changes when the scan reports.
+    qtbot.waitUntil(lambda: page.source.index(row, Column.STATUS).data() == "Installed", timeout=10_000)
     assert page.source.index(row, Column.STATUS).data() == "Installed"
     assert page.chat_button.isEnabled() and page.download_button.text() == "Installed"
     with qtbot.waitSignal(context.events.chat_requested) as blocker:

@@ -107,6 +107,8 @@ def test_download_and_convert_then_chat(qtbot: QtBot, context: AppContext, hub: 
 
     # The catalogue heard installed_changed: the row says converted and offers the chat.
     row = catalog.source.row_of(VARIANT_ID)
+    # (the folder is scanned off the GUI thread: the row changes when the scan reports)
+    qtbot.waitUntil(lambda: catalog.source.index(row, Column.STATUS).data() == "Converted (Q4_K_M)", timeout=10_000)
     assert catalog.source.index(row, Column.STATUS).data() == "Converted (Q4_K_M)"
     assert catalog.chat_button.isVisible() and catalog.chat_button.isEnabled()
     assert not catalog.convert_button.isEnabled() and catalog.convert_button.text() == "Converted for llama.cpp"

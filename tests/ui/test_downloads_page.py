@@ -16,6 +16,7 @@ from app.hub.importer import imported_path
 from app.hub.plan import DownloadRequest
 from app.hub.queue import DownloadJob, JobState
 from app.paths import variant_dir
+from app.services import AppServices
 from app.ui.context import AppContext
 from app.ui.downloads.model import Role
 from app.ui.downloads.page import DownloadsPage
@@ -181,6 +182,7 @@ def test_shutdown_pauses_and_the_next_page_offers_resume(qtbot: QtBot, context: 
     first.shutdown()
     assert job.state is JobState.PAUSED
     context.events.download_requested.disconnect(first.download_variant)
+    context.services = AppServices.start(context.dirs)  # the next start of Hearth: services built anew
     second = DownloadsPage(context)
     qtbot.addWidget(second)
     assert second.model.rowCount() == 1

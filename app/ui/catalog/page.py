@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -30,6 +32,7 @@ from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Co
 from app.ui.catalog.tree_model import CatalogTreeModel
 from app.ui.context import AppContext
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, Theme, icon, named
+from app.ui.workers import LatestWorker
 
 SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to 8 GB", 8),
                ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
@@ -209,6 +212,7 @@ class CatalogPage(QWidget):
         self.convert_button.clicked.connect(self._convert)
         self.alternative_button.clicked.connect(self._show_alternative)
         self.context.theme.changed.connect(self._apply_theme)
+        self._install_scan: LatestWorker[list[Any]] = LatestWorker(self._install_states_scanned, parent=self)
         self.context.events.installed_changed.connect(self._installed_changed)
 
     # -- reactions ----------------------------------------------------------
@@ -286,7 +290,11 @@ class CatalogPage(QWidget):
             self.context.events.status_message.emit(f"Added {added.name} to your catalogue")
 
     def _installed_changed(self) -> None:
-        self.source.refresh_install_states()
+        """The models folder changed: scan it off the GUI thread (a newer change supersedes the scan)."""
+        self._install_scan.submit(self.source.scan_install_states())
+
+    def _install_states_scanned(self, results: list[Any]) -> None:
+        self.source.apply_install_states(results)
         self._show_details()
 
     def _apply_theme(self, theme: Theme) -> None:

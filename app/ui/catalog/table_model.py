@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -103,9 +104,22 @@ class CatalogTableModel(QAbstractTableModel):
         self._column_changed(Column.FIT)
 
     def refresh_install_states(self) -> None:
+        self.apply_install_states(self.scan_install_states()())
+
+    def scan_install_states(self) -> Callable[[], list[tuple[str, InstallState, Any]]]:
+        """A scan of the models folder to run off the GUI thread (it reads no Qt state)."""
+        models_dir, variants = self._models_dir, [row.variant for row in self._rows]
+
+        def scan() -> list[tuple[str, InstallState, Any]]:
+            return [(v.id, install_state(models_dir, v), converted_model(models_dir, v)) for v in variants]
+        return scan
+
+    def apply_install_states(self, results: list[tuple[str, InstallState, Any]]) -> None:
+        """Show what a scan found (on the GUI thread); rows added since keep their state."""
+        by_id = {variant_id: (state, conversion) for variant_id, state, conversion in results}
         for row in self._rows:
-            row.state = install_state(self._models_dir, row.variant)
-            row.conversion = converted_model(self._models_dir, row.variant)
+            if row.variant.id in by_id:
+                row.state, row.conversion = by_id[row.variant.id]
         self._column_changed(Column.STATUS)
 
     def _column_changed(self, column: Column) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.engine.chat_session import plan_load
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
+from app.ui.workers import LatestWorker
 
 if TYPE_CHECKING:
     from app.ui.engine.engine_adapter import EngineAdapter
@@ -32,6 +32,16 @@ def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
     else:
         where = f"{info.n_gpu_layers} of {info.n_layer} layers on the GPU, the rest on the CPU"
     return f"Ready  ·  {where}  ·  {info.n_ctx:,}-token context"
+
+
+def _plan(path: str) -> tuple[LoadSettings, OffloadPlan] | str:
+    """Settings and offload plan for ``path``, or why it cannot be loaded (runs off the GUI thread)."""
+    try:
+        return plan_load(Path(path), read_gguf_metadata(path))
+    except HearthError as exc:
+        return str(exc)
+    except Exception as exc:  # a broken file or probe must not kill the page
+        return f"cannot plan loading {Path(path).name}: {exc}"
 
 
 class EngineLink(QObject):
@@ -54,7 +64,6 @@ class EngineLink(QObject):
     tokens = Signal(int, str)
     done = Signal(int, object)
     failed = Signal(int, str)
-    _planned = Signal(object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -63,7 +72,7 @@ class EngineLink(QObject):
         self._request: int | None = None
         self.info: ModelInfo | None = None
         self.plan: OffloadPlan | None = None
-        self._planned.connect(self._start_load, Qt.ConnectionType.QueuedConnection)
+        self._planner: LatestWorker[tuple[LoadSettings, OffloadPlan] | str] = LatestWorker(self._planned, parent=self)
 
     def _ensure(self) -> EngineAdapter:
         if self._adapter is None:
@@ -84,27 +93,21 @@ class EngineLink(QObject):
         return self._loading
 
     def load(self, path: str) -> None:
-        """Plan the load (GGUF header, GPU probe) off the GUI thread, then load."""
+        """Plan the load (GGUF header, GPU probe) off the GUI thread, then load.
+
+        A later ``load`` supersedes this one: its plan is dropped, so the last model asked for is the one loaded.
+        """
         self._loading = True
         self.info = None
         self.plan = None
-        threading.Thread(target=self._plan, args=(path,), name="load-plan", daemon=True).start()
+        self._planner.submit(lambda: _plan(path))
 
-    def _plan(self, path: str) -> None:
-        try:
-            settings, plan = plan_load(Path(path), read_gguf_metadata(path))
-            self._planned.emit(settings, plan)
-        except HearthError as exc:
-            self._planned.emit(str(exc), None)
-        except Exception as exc:  # a broken file or probe must not kill the page
-            self._planned.emit(f"cannot plan loading {Path(path).name}: {exc}", None)
-
-    def _start_load(self, settings: LoadSettings | str, plan: OffloadPlan | None) -> None:
-        if isinstance(settings, str):
+    def _planned(self, outcome: tuple[LoadSettings, OffloadPlan] | str) -> None:
+        if isinstance(outcome, str):
             self._loading = False
-            self.load_failed.emit(settings)
+            self.load_failed.emit(outcome)
             return
-        self.plan = plan
+        settings, self.plan = outcome
         self._ensure().load(settings)
 
     def unload(self) -> None:

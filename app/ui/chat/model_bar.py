@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
@@ -19,62 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.catalog import Catalog
-from app.catalog.installed import InstallState, install_state, read_conversion
-from app.catalog.starter import starter_path, starter_variant
-from app.engine.chat_format import match_catalogue
-from app.model_folders import registered_models
+from app.library.installed import InstalledModel, installed_models  # noqa: F401 (the bar lists these)
 from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
 
 NOT_LOADED = "Not loaded (it loads when you send)"
-
-
-@dataclass(frozen=True)
-class InstalledModel:
-    """A model file the user can chat with, and the name to show for it."""
-
-    path: Path
-    name: str
-    detail: str = ""
-
-
-def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]:
-    """The starter model first (when installed), then every other complete GGUF, by name.
-
-    A GGUF converted from a GPTQ branch shows its catalogue model's name and "converted from GPTQ <branch>".
-    """
-    found: list[InstalledModel] = []
-    seen: set[Path] = set()
-    starter = catalog.starter()
-    if starter is not None:
-        variant = starter_variant(starter)
-        path = starter_path(models_dir, variant)
-        if install_state(models_dir, variant) is InstallState.INSTALLED:
-            found.append(InstalledModel(path, starter.name, f"{variant.quant or 'GGUF'} · starter"))
-            seen.add(path.resolve())
-    others = []
-    own = list(models_dir.rglob("*.gguf")) if models_dir.is_dir() else []
-    in_place = set(registered_models())  # other apps' folders and files used where they are
-    if own or in_place:
-        for path in [*own, *in_place]:
-            if path.resolve() in seen or not path.is_file():
-                continue
-            seen.add(path.resolve())
-            if path in in_place and path not in own:
-                others.append(InstalledModel(path, path.stem, f"in place · {path.parent.name or path.parent}"))
-                continue
-            matched = match_catalogue(path, catalog, models_dir)
-            conversion = read_conversion(path)
-            if conversion is not None:
-                name = matched[0].name if matched is not None else path.name.removesuffix(".gguf")
-                others.append(InstalledModel(path, name, conversion.detail))
-            elif matched is not None:
-                model, variant = matched
-                others.append(InstalledModel(path, model.name, variant.quant or variant.label))
-            else:
-                others.append(InstalledModel(path, path.stem, "local file"))
-    found.extend(sorted(others, key=lambda m: (m.name.lower(), m.detail)))
-    return found
 
 
 class ElidedLabel(QLabel):

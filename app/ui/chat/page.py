@@ -20,20 +20,23 @@ from PySide6.QtWidgets import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
+from app.conversation.conversation import Conversation, Reply
 from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
+from app.engine.sampling import MergedSampling, sampling_values
 from app.errors import HearthError
-from app.templates.prompt import Message, TemplateRefusal
+from app.templates.prompt import TemplateRefusal
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
 from app.ui.chat.engine_link import EngineLink, describe_load
 from app.ui.chat.messages import MessageListModel
 from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models
-from app.ui.chat.settings_panel import ChatSettingsPanel, sampling_from
+from app.ui.chat.settings_panel import ChatSettingsPanel
 from app.ui.chat.sidebar import Sidebar
 from app.ui.chat.welcome import WelcomeState
 from app.ui.context import AppContext
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme
+from app.ui.workers import LatestWorker
 
 FRAME_MS = 16  # streaming text reaches the screen at most once per frame
 STOP_GRACE_MS = 3000
@@ -41,31 +44,26 @@ MAX_RENDER_WAIT_S = 0.25
 
 
 class ChatPage(QWidget):
-    """Owns the chat store, the engine link and the conversation in progress."""
+    """Lays out the chat list, model bar, conversation and composer, and wires them to a
+    :class:`~app.conversation.conversation.Conversation` (the chat's rules) and the engine link."""
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.setObjectName("ChatPage")
         self.context = context
-        store_problem = None
-        try:
-            self.store = ChatStore(context.dirs.chats_db)
-        except ChatStoreError as exc:
-            # The window still works; chats live in memory until the file is fixed.
-            store_problem = f"{exc} Until then, chats in this window are not saved."
-            self.store = ChatStore(Path(":memory:"))
+        # The window still works when the chat file cannot be opened: chats live in memory until it is fixed.
+        store_problem = context.services.chat_store_problem
+        self.store: ChatStore = context.services.chats
         self.engine = EngineLink(self)
-        self.chat: Chat | None = None
+        self.conversation = Conversation(self.store)
         self.request_id: int | None = None
-        self.writer: ReplyWriter | None = None
+        self.reply: Reply | None = None
         self.last_prompt = ""
         self._pending = ""
-        self._edit_position: int | None = None
         self._send_after_load: str | None = None
         self._formats: dict[str, ChatFormat] = {}
         # Model files opened from elsewhere (a file association, "Open with"): offered this session.
         self._opened: list[InstalledModel] = []
-        self._started = 0.0
         self._stopping = False
         self._render_after = 0.0
         theme = context.theme.theme
@@ -116,6 +114,7 @@ class ChatPage(QWidget):
         layout.addWidget(conversation, 1)
         layout.addWidget(self.settings)
 
+        self._model_scan: LatestWorker[list[InstalledModel]] = LatestWorker(self.refresh_models, parent=self)
         self.frame_timer = QTimer(self, interval=FRAME_MS)
         self.frame_timer.timeout.connect(self._show_pending)
         self._wire()
@@ -159,7 +158,7 @@ class ChatPage(QWidget):
         self.engine.done.connect(self._done)
         self.engine.failed.connect(self._failed)
         events.chat_requested.connect(self.chat_with)
-        events.installed_changed.connect(self.refresh_models)
+        events.installed_changed.connect(self._rescan_models)
         self.context.theme.changed.connect(self._retheme)
         scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence("Ctrl+N"), self, self.new_chat, context=scope)
@@ -173,8 +172,15 @@ class ChatPage(QWidget):
 
     # -- models -----------------------------------------------------------------------------
 
-    def refresh_models(self) -> None:
-        models = installed_models(self.context.catalog, self.context.dirs.models)
+    def _rescan_models(self) -> None:
+        """The models folder changed: scan it off the GUI thread; a newer change supersedes the scan."""
+        catalog, models_dir = self.context.catalog, self.context.dirs.models
+        self._model_scan.submit(lambda: installed_models(catalog, models_dir))
+
+    def refresh_models(self, models: list[InstalledModel] | None = None) -> None:
+        """Show the installed models (``models``: a scan already made; else scanned now)."""
+        if models is None:
+            models = installed_models(self.context.catalog, self.context.dirs.models)
         known = {m.path.resolve() for m in models}
         models += [m for m in self._opened if m.path.resolve() not in known]
         current = self.model_bar.current_path()
@@ -207,12 +213,8 @@ class ChatPage(QWidget):
         self._show_settings_for_chat()
 
     def _save_chat_model(self, path: str) -> None:
-        if self.chat is None:
-            return
-        settings = dict(self.chat.settings)
-        settings["model_path"] = path
-        name = self.model_bar.current_name() or Path(path).name
-        self.chat = self.store.update_chat(self.chat.id, model=name, settings=settings)
+        if self.chat is not None:
+            self.conversation.set_model(path, self.model_bar.current_name())
 
     def _loaded(self, info: ModelInfo) -> None:
         self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan))
@@ -253,12 +255,23 @@ class ChatPage(QWidget):
             self.engine.stop(request)
             self._finish("stopped", None)
 
+    # The chat in view (None: a draft, stored with its first message).
+    @property
+    def chat(self) -> Chat | None:
+        return self.conversation.chat
+
+    @chat.setter
+    def chat(self, chat: Chat | None) -> None:
+        self.conversation.chat = chat
+
+    @property
+    def writer(self) -> ReplyWriter | None:
+        return self.reply.writer if self.reply is not None else None
+
     def new_chat(self) -> None:
         """A fresh, unsaved chat: it is stored when its first message is sent."""
         self._end_generation()
-        self.chat = None
-        self._draft_system = None
-        self._draft_sampling = None
+        self.conversation = Conversation(self.store)
         self._cancel_edit()
         self.messages.set_messages([])
         self.center.setCurrentWidget(self.welcome)
@@ -271,19 +284,18 @@ class ChatPage(QWidget):
             return  # clicking the chat that is streaming does not stop it
         self._end_generation()
         try:
-            self.store.recover_interrupted()  # replies left streaming by a process since killed
-            self.chat = self.store.chat(chat_id)
+            self.conversation = Conversation.open(self.store, chat_id)
         except ChatStoreError as exc:
             self.show_error(str(exc))
             return
         self._cancel_edit()
-        self.messages.set_messages(self.store.messages(chat_id))
+        self.messages.set_messages(list(self.conversation.messages))
         self.center.setCurrentWidget(self.view if self.messages.rowCount() else self.welcome)
         self.view.scroll_to_end()
         self.sidebar.select(chat_id)
-        path = self.chat.settings.get("model_path")
-        if isinstance(path, str) and self.model_bar.select(path):
-            pass
+        path = self.conversation.settings.model_path
+        if path is not None:
+            self.model_bar.select(path)
         self._show_settings_for_chat()
 
     def delete_chat(self, chat_id: int) -> None:
@@ -314,63 +326,51 @@ class ChatPage(QWidget):
         sampling = dict(chat_format.model.sampling) if chat_format.model else {}
         return chat_format.system_message, sampling
 
+    def _sampling(self) -> MergedSampling:
+        """The chat's sampling over the model's defaults; a bad stored value is named in the banner."""
+        merged = self.conversation.sampling(self._model_defaults()[1])
+        if merged.problems:
+            self.show_error(f"{merged.problems[0]}; the value before it is used.")
+        return merged
+
     def _show_settings_for_chat(self) -> None:
         if self.settings.isHidden():
             return  # filled in when the panel opens (reading the model's defaults costs a file read)
-        default_system, defaults = self._model_defaults()
-        settings = self.chat.settings if self.chat else {"sampling": self._draft_sampling or {}}
+        default_system = self._model_defaults()[0]
         system = self.chat.system_message if self.chat else None
-        self.settings.show_chat(system, default_system, sampling_from(settings, defaults))
+        self.settings.show_chat(system, default_system, self._sampling().settings)
         self.settings.show_prompt(self.last_prompt or self._preview_prompt())
 
     def _system_changed(self, value: str | None) -> None:
-        if self.chat is not None:
-            self.chat = self.store.update_chat(self.chat.id, system_message=value)
-        else:
-            self._draft_system = value
+        self.conversation.set_system_message(value)
         self.settings.show_prompt(self._preview_prompt())
 
-    _draft_system: str | None = None
-    _draft_sampling: dict[str, Any] | None = None
-
     def _sampling_changed(self, sampling: SamplingSettings) -> None:
-        values = {
-            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-            "min_p": sampling.min_p, "repeat_penalty": sampling.repeat_penalty,
-            "max_tokens": sampling.max_tokens,
-        }
-        if self.chat is None:
-            self._draft_sampling = values
-            return
-        settings = dict(self.chat.settings)
-        settings["sampling"] = values
-        self.chat = self.store.update_chat(self.chat.id, settings=settings)
+        merged = self.conversation.set_sampling(sampling_values(sampling))
+        if merged.problems:
+            self.show_error(f"{merged.problems[0]}; the last good value is kept.")
 
     def system_message(self) -> str | None:
         """The chat's own system message, else the model's default."""
-        if self.chat is not None and self.chat.system_message is not None:
-            return self.chat.system_message or None
-        if self.chat is None and self._draft_system is not None:
-            return self._draft_system or None
-        return self._model_defaults()[0]
+        return self.conversation.system_message(self._model_defaults()[0])
+
+    def _prompt_format(self, *, quiet: bool = False) -> ChatFormat | None:
+        path = self.engine.info.path if self.engine.info else self.model_bar.current_path()
+        return self.chat_format(path, quiet=quiet) if path else None
 
     def build_prompt(
-        self, history: list[StoredMessage], *, quiet: bool = False
+        self, history: list[StoredMessage] | None = None, *, quiet: bool = False,
+        continuing: StoredMessage | None = None,
     ) -> tuple[str, ChatFormat] | None:
-        path = self.engine.info.path if self.engine.info else self.model_bar.current_path()
-        chat_format = self.chat_format(path, quiet=quiet) if path else None
+        """The prompt for the chat (or for ``history``, by the same rules) in the model's format."""
+        chat_format = self._prompt_format(quiet=quiet)
         if chat_format is None:
             return None
-        system = self.system_message()
-        turns = [Message("system", system)] if system else []
-        turns += [Message(m.role, m.content) for m in history if m.role in ("user", "assistant")]
-        remedy = self.chat.settings.get("template_remedy") if self.chat is not None else None
-        return chat_format.render(turns, remedy=remedy if isinstance(remedy, str) else None), chat_format
+        return self.conversation.build_prompt(chat_format, continuing=continuing, messages=history), chat_format
 
     def _preview_prompt(self) -> str:
         try:
-            history = [m for m in self.messages.messages() if m.status != "error"]
-            built = self.build_prompt(history, quiet=True)
+            built = self.build_prompt(quiet=True)
         except HearthError as exc:
             return f"(the prompt cannot be built: {exc})"
         return built[0] if built else "(pick a model to see its prompt)"
@@ -395,36 +395,25 @@ class ChatPage(QWidget):
             if not self.engine.loading:
                 self.load_model(path)
             return
-        if self.chat is None:
-            name = self.model_bar.current_name() or Path(path).name
-            settings: dict[str, Any] = {"model_path": path}
-            if self._draft_sampling:
-                settings["sampling"] = self._draft_sampling
-            self.chat = self.store.create_chat(
-                model=name, system_message=self._draft_system, settings=settings
-            )
-            self._draft_system = None
-            self._draft_sampling = None
-        if self._edit_position is not None:
-            self.store.truncate(self.chat.id, self._edit_position)
-            self.messages.remove_from(self._edit_position)
+        editing = self.conversation.edit_position
+        message = self.conversation.add_user(text, model_name=self.model_bar.current_name() or Path(path).name,
+                                             model_path=path)
+        if editing is not None:
+            self.messages.remove_from(editing)
             self._cancel_edit()
-        message = self.store.add_message(self.chat.id, "user", text)
         self.messages.append(message)
         self.center.setCurrentWidget(self.view)
         self.view.scroll_to_end()
         self._start_reply()
-        self.chat = self.store.chat(self.chat.id)
-        self.sidebar.refresh(self.chat.id)
+        self.conversation.refresh()
+        if self.chat is not None:
+            self.sidebar.refresh(self.chat.id)
 
     def _start_reply(self, continuing: StoredMessage | None = None) -> None:
         """Ask for a new reply, or (``continuing``) for more of an interrupted or stopped one."""
         assert self.chat is not None
-        history = [m for m in self.messages.messages() if m.status != "error"]
-        if continuing is not None:
-            history = [m for m in history if m.id != continuing.id]
         try:
-            built = self.build_prompt(history)
+            built = self.build_prompt(continuing=continuing)
         except TemplateRefusal as refusal:
             if refusal.remedy is None:
                 self.show_error(str(refusal))
@@ -438,28 +427,22 @@ class ChatPage(QWidget):
         if built is None or self.engine.info is None:
             return
         prompt, chat_format = built
-        sampling = sampling_from(self.chat.settings, self._model_defaults()[1])
+        self.hide_error()
+        sampling = self._sampling().settings
+        reply = self.conversation.start_reply(self.model_bar.current_name(), continuing=continuing,
+                                              on_error=self._save_failed)
         if continuing is None:
-            reply = self.store.add_message(
-                self.chat.id, "assistant", "", status="streaming", model=self.model_bar.current_name()
-            )
-            self.writer = ReplyWriter(self.store, reply.id, on_error=self._save_failed)
-            self.messages.append(reply)
+            self.messages.append(reply.message)
         else:
-            # The stored text is the start of the assistant's turn; the model carries on from it.
-            prompt, reply = prompt + continuing.content, continuing
-            self.store.update_message(reply.id, status="streaming")
-            self.writer = ReplyWriter(self.store, reply.id, text=reply.content, on_error=self._save_failed)
-            self.messages.update_message(reply.id, status="streaming")
-        self.messages.live_id = reply.id
+            self.messages.update_message(reply.message_id, status="streaming")
+        self.reply = reply
+        self.messages.live_id = reply.message_id
         self.last_prompt = prompt
         self.settings.show_prompt(prompt)
         self._pending = ""
-        self._started = time.monotonic()
         self.request_id = self.engine.generate(prompt, chat_format.stop, sampling, str(self.chat.id))
         self.composer.set_generating(True)
         self.frame_timer.start()
-        self.hide_error()
 
     def _tokens(self, request_id: int, text: str) -> None:
         if request_id == self.request_id:
@@ -487,30 +470,25 @@ class ChatPage(QWidget):
         writer.flush_if_due()
 
     def _finish(self, status: str, stats: GenerationStats | None) -> None:
-        writer = self.writer
+        reply = self.reply
         self.frame_timer.stop()
-        if writer is not None:
+        if reply is not None:
             if self._pending:
-                writer.append(self._pending)
+                reply.append(self._pending)
                 self._pending = ""
-            tokens = stats.generated_tokens if stats else writer.pieces
-            rate = round(stats.decode_tps, 1) if stats and stats.decode_tps else None
-            if rate is None and tokens and stats is None:
-                elapsed = time.monotonic() - self._started
-                rate = round(tokens / elapsed, 1) if elapsed > 0 else None
-            writer.finish(status, tokens=tokens, tokens_per_s=rate)
+            message = reply.finish(status, stats)
             self.messages.live_id = None
-            self.messages.update_message(writer.message_id, content=writer.text, status=status,
-                                         tokens=tokens, tokens_per_s=rate)
-            row = self.messages.row_of(writer.message_id)
+            self.messages.update_message(message.id, content=message.content, status=status,
+                                         tokens=message.tokens, tokens_per_s=message.tokens_per_s)
+            row = self.messages.row_of(message.id)
             if row is not None:
                 self.view.row_grew(row)
-        self.writer = None
+        self.reply = None
         self.request_id = None
         self._stopping = False
         self.composer.set_generating(False)
         if self.chat is not None:
-            self.chat = self.store.chat(self.chat.id)
+            self.conversation.refresh()
             self.sidebar.refresh(self.chat.id)
 
     def _done(self, request_id: int, stats: GenerationStats) -> None:
@@ -544,7 +522,7 @@ class ChatPage(QWidget):
     def escape(self) -> None:
         if self.generating:
             self.stop()
-        elif self._edit_position is not None:
+        elif self.conversation.edit_position is not None:
             self._cancel_edit()
             self.composer.set_text("")
 
@@ -552,12 +530,11 @@ class ChatPage(QWidget):
         """Replace the last reply with a new one."""
         if self.generating or self.chat is None:
             return
-        messages = self.messages.messages()
-        if not messages or messages[-1].role != "assistant":
+        last = self.conversation.last_reply()
+        if last is None:
             return
-        position = messages[-1].position
-        self.store.truncate(self.chat.id, position)
-        self.messages.remove_from(position)
+        self.conversation.drop_last_reply()
+        self.messages.remove_from(last.position)
         if self.engine.info is None:
             self.show_error("Load a model to regenerate the reply.")
             return
@@ -565,11 +542,10 @@ class ChatPage(QWidget):
 
     def continue_reply(self) -> None:
         """Carry on the last reply (interrupted or stopped) from its stored text."""
-        messages = self.messages.messages()
-        if self.generating or self.chat is None or not messages:
+        if self.generating or self.chat is None:
             return
-        last = messages[-1]
-        if last.role != "assistant" or last.status not in ("interrupted", "stopped"):
+        last = self.conversation.continuable()
+        if last is None:
             return
         if self.engine.info is None:
             self.show_error("Load a model to continue the reply.")
@@ -580,15 +556,14 @@ class ChatPage(QWidget):
         """Put a user message back in the composer; sending replaces it and what followed."""
         index = self.messages.index(row)
         message: StoredMessage | None = index.data(Qt.ItemDataRole.UserRole + 1)
-        if message is None or message.role != "user" or self.generating:
+        if message is None or self.generating or not self.conversation.begin_edit(message):
             return
-        self._edit_position = message.position
         self.composer.set_text(message.content)
         self.composer.show_editing(True)
         self.composer.edit.setFocus()
 
     def _cancel_edit(self) -> None:
-        self._edit_position = None
+        self.conversation.cancel_edit()
         self.composer.show_editing(False)
 
     def _row_action(self, action: str, row: int) -> None:
@@ -637,18 +612,15 @@ class ChatPage(QWidget):
         remedy = self._offered_remedy
         if remedy is None or self.chat is None:
             return
-        settings = dict(self.chat.settings)
-        settings["template_remedy"] = remedy
-        self.chat = self.store.update_chat(self.chat.id, settings=settings)
+        self.conversation.set_remedy(remedy)
         self.hide_error()
         if not self.generating:
             self._start_reply()
 
     def shutdown(self) -> None:
-        """Window closing: end the reply (saved as stopped) and the engine process."""
+        """Window closing: end the reply (saved as stopped) and the engine process (the store is the app's)."""
         self._end_generation()
         self.engine.shutdown()
-        self.store.close()
 
     def state(self) -> dict[str, Any]:
         """A summary for tests and debugging."""

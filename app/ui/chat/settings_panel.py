@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.protocol import SamplingSettings
+from app.engine.sampling import merge_sampling
 from app.ui.chat.markdown import code_font
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S
 
@@ -35,16 +35,12 @@ SAMPLING_FIELDS: tuple[tuple[str, str, float, float, float, int], ...] = (
 
 
 def sampling_from(settings: dict[str, Any], model_defaults: dict[str, float | int] | None = None) -> SamplingSettings:
-    """Sampling for a chat: its saved values over the model's catalogue defaults over Hearth's."""
-    known = {f.name for f in dataclasses.fields(SamplingSettings)}
-    values: dict[str, Any] = {k: v for k, v in (model_defaults or {}).items() if k in known}
+    """Sampling for a chat: its saved values over the model's catalogue defaults over Hearth's.
+
+    The same merge as the conversation's (:mod:`app.engine.sampling`): a bad value keeps the one before it.
+    """
     saved = settings.get("sampling", {})
-    if isinstance(saved, dict):
-        values.update({k: v for k, v in saved.items() if k in known})
-    try:
-        return SamplingSettings(**values)
-    except TypeError:
-        return SamplingSettings()
+    return merge_sampling(model_defaults, saved if isinstance(saved, dict) else None).settings
 
 
 class ChatSettingsPanel(QFrame):

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout,
 from app.convert.errors import ConvertError
 from app.convert.jobs import ConversionJob, ConversionQueue
 from app.convert.sources import source_for_variant
-from app.hub.queue import DownloadQueue
 from app.ui.context import AppContext
 from app.ui.convert.model import ConversionListModel
 from app.ui.downloads.delegate import ROW_HEIGHT, DownloadDelegate
@@ -26,10 +25,10 @@ class ConversionPanel(QWidget):
     from a finished card's "Chat with it". Hidden while there is nothing to show.
     """
 
-    def __init__(self, context: AppContext, downloads: DownloadQueue, parent: QWidget | None = None) -> None:
+    def __init__(self, context: AppContext, conversions: ConversionQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self.queue = ConversionQueue(downloads)
+        self.queue = conversions
         self.model = ConversionListModel(self.queue, self)
         self.delegate = DownloadDelegate(context.theme.theme, self)
         self.list = named(QListView(), "DownloadList")

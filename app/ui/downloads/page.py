@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import model_folders
-from app.catalog.downloads import download_queue, request_for_variant
+from app.catalog.downloads import request_for_variant
 from app.errors import HearthError
 from app.hub.account import Account, needs_token
 from app.hub.plan import DownloadRequest
@@ -34,7 +34,6 @@ from app.ui.signin import AccountService, SignInDialog
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme, named
 from app.units import human_size
 
-MAX_ACTIVE = 2
 EMPTY_TEXT = ("No downloads yet. Pick a model in the Catalogue, type any Hugging Face repo above, "
               "or drop a .gguf file here to import it.")
 
@@ -50,11 +49,10 @@ class DownloadsPage(QWidget):
         super().__init__()
         self.context = context
         self.setAcceptDrops(True)
-        self.queue = download_queue(context.dirs.models, max_active=MAX_ACTIVE,
-                                    store=context.dirs.data / "downloads.json")
+        self.queue = context.services.downloads
         self.model = DownloadListModel(self.queue, self)
         self.browser = HubBrowser(self, on_import=self.choose_import)
-        self.conversions = ConversionPanel(context, self.queue, self)
+        self.conversions = ConversionPanel(context, context.services.conversions, self)
         self.delegate = DownloadDelegate(context.theme.theme, self)
         self.list = named(QListView(), "DownloadList")
         self.list.setModel(self.model)

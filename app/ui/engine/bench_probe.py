@@ -134,7 +134,7 @@ class BenchDriver:
         return run
 
     def worker_rss_mb(self) -> float:
-        pid = self.adapter.client.pid
+        pid: int | None = getattr(self.adapter.client, "pid", None)  # a local worker process has one
         return psutil.Process(pid).memory_info().rss / 2**20 if pid else 0.0
 
     def close(self) -> None:

@@ -1,13 +1,14 @@
-"""EngineAdapter: the Qt face of the engine client; tokens reach the GUI at most once a frame."""
+"""EngineAdapter: the Qt face of the engine controller; tokens reach the GUI at most once a frame."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.engine.client import EngineClient
+from app.engine.controller import EngineController
+from app.engine.interface import Engine
 from app.engine.protocol import (
     Crashed,
     Done,
@@ -16,7 +17,6 @@ from app.engine.protocol import (
     Loaded,
     LoadSettings,
     SamplingSettings,
-    Tokens,
     Unloaded,
 )
 
@@ -28,7 +28,10 @@ def _ignore(_event: Event) -> None:
 
 
 class EngineAdapter(QObject):
-    """Wraps :class:`EngineClient` for the GUI thread; nothing here ever blocks it.
+    """The Qt face of the process's :class:`EngineController`; nothing here ever blocks the GUI thread.
+
+    The controller keeps the request identity, drops a superseded reply's events and batches the
+    tokens; this drains the batch once a frame (the first words at once) and turns events into signals.
 
     Signals:
         loaded(ModelInfo): a model is ready.
@@ -47,43 +50,28 @@ class EngineAdapter(QObject):
     unloaded = Signal()
     _event_arrived = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, engine: Engine | None = None) -> None:
         super().__init__(parent)
-        self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._pending_count = 0
-        self._first_of_reply = False
         self.delivered_tokens = 0
-        self.request_id: int | None = None
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
         self._event_arrived.connect(self._on_event)
-        self.client = EngineClient(on_event=self._from_reader_thread)
+        self.client: Engine = engine if engine is not None else EngineClient()
+        # Both callbacks run on the engine's thread; the queued signal carries them to the GUI thread.
+        self.controller = EngineController(self.client, on_event=self._event_arrived.emit,
+                                           wake=lambda: self._event_arrived.emit(None))
 
-    # Runs on the client's reader thread: buffer tokens, forward everything else.
-    def _from_reader_thread(self, event: Event) -> None:
-        if isinstance(event, Tokens):
-            with self._lock:
-                first = self._first_of_reply
-                self._first_of_reply = False
-                self._pending.append(event.text)
-                self._pending_count += event.count
-            if first:  # the first words show at once; the rest wait for the next frame
-                self._event_arrived.emit(None)
-            return
-        self._event_arrived.emit(event)
+    @property
+    def request_id(self) -> int | None:
+        return self.controller.request_id
 
     @Slot()
     def _flush(self) -> None:
-        with self._lock:
-            text = "".join(self._pending)
-            count = self._pending_count
-            self._pending.clear()
-            self._pending_count = 0
-        self.delivered_tokens += count
-        if text:
-            self.tokens.emit(text)
+        batch = self.controller.drain()
+        if batch is not None:
+            self.delivered_tokens += batch.count
+            self.tokens.emit(batch.text)
 
     @Slot(object)
     def _on_event(self, event: Event | None) -> None:
@@ -92,11 +80,11 @@ class EngineAdapter(QObject):
         elif isinstance(event, Loaded):
             self.loaded.emit(event.info)
         elif isinstance(event, Done):
-            if event.request_id == self.request_id:
+            if self.controller.request_id is not None:
                 self._end_reply()
                 self.finished.emit(event.stats)
         elif isinstance(event, Error):
-            if event.request_id is None or event.request_id == self.request_id:
+            if event.request_id is None or self.controller.request_id is not None:
                 self._end_reply()
                 self.failed.emit(event.message)
         elif isinstance(event, Crashed):
@@ -108,7 +96,7 @@ class EngineAdapter(QObject):
     def _end_reply(self) -> None:
         self._flush_timer.stop()
         self._flush()
-        self.request_id = None
+        self.controller.end()
 
     # ---- commands (GUI thread) ----------------------------------------------------------------
 
@@ -122,15 +110,12 @@ class EngineAdapter(QObject):
     def generate(self, prompt: str, stop: Sequence[str] = (), sampling: SamplingSettings | None = None,
                  chat_id: str = "default") -> int:
         self.delivered_tokens = 0
-        with self._lock:
-            self._first_of_reply = True
-        self.request_id = self.client.generate(prompt, stop, sampling, chat_id)
+        request = self.controller.generate(prompt, stop, sampling, chat_id)
         self._flush_timer.start()
-        return self.request_id
+        return request
 
     def stop(self) -> None:
-        if self.request_id is not None:
-            self.client.stop(self.request_id)
+        self.controller.stop()
 
     def unload(self) -> None:
         self.client.unload()
