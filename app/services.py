@@ -5,7 +5,6 @@ A widget never constructs a queue or a store: it is given these. ``shutdown`` st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.catalog.downloads import download_queue
@@ -17,31 +16,37 @@ from app.paths import AppDirs
 MAX_ACTIVE_DOWNLOADS = 2
 
 
-@dataclass
 class AppServices:
     """Downloads, conversions and the chat store of one running Hearth.
 
-    ``chat_store_problem`` says why chats live in memory this session (a damaged or unwritable
-    file); the window shows it rather than refusing to start.
+    The chat store opens on first use; ``chat_store_problem`` then says why chats live in memory
+    this session (a damaged or unwritable file), and the window shows it rather than refusing to start.
     """
 
-    dirs: AppDirs
-    downloads: DownloadQueue
-    conversions: ConversionQueue
-    chats: ChatStore
-    chat_store_problem: str | None = None
-    _closed: bool = field(default=False, repr=False)
+    def __init__(self, dirs: AppDirs, downloads: DownloadQueue, conversions: ConversionQueue,
+                 chats: ChatStore | None = None) -> None:
+        self.dirs = dirs
+        self.downloads = downloads
+        self.conversions = conversions
+        self._chats = chats
+        self.chat_store_problem: str | None = None
+        self._closed = False
 
     @classmethod
     def start(cls, dirs: AppDirs) -> AppServices:
         downloads = download_queue(dirs.models, max_active=MAX_ACTIVE_DOWNLOADS, store=dirs.data / "downloads.json")
-        problem = None
-        try:
-            chats = ChatStore(dirs.chats_db)
-        except ChatStoreError as exc:
-            problem = f"{exc} Until then, chats in this window are not saved."
-            chats = ChatStore(Path(":memory:"))
-        return cls(dirs, downloads, ConversionQueue(downloads), chats, problem)
+        return cls(dirs, downloads, ConversionQueue(downloads))
+
+    @property
+    def chats(self) -> ChatStore:
+        """The chat store (opened now if it is not open yet)."""
+        if self._chats is None:
+            try:
+                self._chats = ChatStore(self.dirs.chats_db)
+            except ChatStoreError as exc:
+                self.chat_store_problem = f"{exc} Until then, chats in this window are not saved."
+                self._chats = ChatStore(Path(":memory:"))
+        return self._chats
 
     def running_downloads(self) -> int:
         """How many downloads are transferring now."""
@@ -54,4 +59,5 @@ class AppServices:
         self._closed = True
         self.conversions.shutdown()
         self.downloads.shutdown()
-        self.chats.close()
+        if self._chats is not None:
+            self._chats.close()

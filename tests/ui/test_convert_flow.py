@@ -151,6 +151,9 @@ def test_a_branch_that_is_not_gptq_fails_with_the_reason(qtbot: QtBot, context: 
     job, detail = conversion_row(downloads.conversions)
     assert detail.startswith("Conversion failed: ") and "is not a GPTQ branch" in detail
     assert any(m.startswith("Could not convert Mistral 7B OpenOrca") and "not a GPTQ branch" in m for m in messages)
+    # (the branch's download announced installed_changed; the folder scan runs off the GUI thread)
+    qtbot.waitUntil(lambda: catalog.source.index(catalog.source.row_of(BROKEN_ID), Column.STATUS).data()
+                    == "Installed", timeout=10_000)
     assert catalog.source.index(catalog.source.row_of(BROKEN_ID), Column.STATUS).data() == "Installed"
     assert not catalog.chat_button.isVisible() and catalog.convert_button.isEnabled()
     assert not list(context.dirs.models.rglob("*.gguf"))

@@ -52,8 +52,8 @@ class ChatPage(QWidget):
         self.setObjectName("ChatPage")
         self.context = context
         # The window still works when the chat file cannot be opened: chats live in memory until it is fixed.
-        store_problem = context.services.chat_store_problem
         self.store: ChatStore = context.services.chats
+        store_problem = context.services.chat_store_problem
         self.engine = EngineLink(self)
         self.conversation = Conversation(self.store)
         self.request_id: int | None = None
