@@ -202,6 +202,16 @@ class QuantisedLinear:
             return None, None, int(counts[0])
         return order, np.argsort(order), int(counts[0])
 
+    def codes_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For output channels ``rows``: integer codes ``[k, in]`` (uint8), zeros and scales ``[k, groups]``
+        (float32, zeros with the v1 offset applied), as stored, nothing dequantised."""
+        qweight, zeros, scales = self._by_output
+        if isinstance(rows, slice):
+            packed, z, s = qweight[rows], zeros[rows], scales[rows]
+        else:
+            packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
+        return _unpack_last_axis(packed, self.settings.bits), z, s
+
     def dequantise_rows(self, rows: np.ndarray | slice) -> np.ndarray:
         """Float32 weight rows ``[len(rows), in]`` (GGUF's ``[out, in]`` layout) for output channels ``rows``.
 
@@ -209,12 +219,7 @@ class QuantisedLinear:
         in float32, so this equals the real-valued dequantisation bit for bit. With act order the
         inputs are first put in group order (``np.take``, far faster than fancy indexing) and back after.
         """
-        qweight, zeros, scales = self._by_output
-        if isinstance(rows, slice):
-            packed, z, s = qweight[rows], zeros[rows], scales[rows]
-        else:
-            packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
-        q = _unpack_last_axis(packed, self.settings.bits)  # [k, in]
+        q, z, s = self.codes_rows(rows)  # q: [k, in]
         layout = self._group_layout
         if layout is None:  # ragged groups: gather each input's zero and scale
             weights = q.astype(np.float32)

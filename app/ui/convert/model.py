@@ -16,12 +16,13 @@ from app.ui.downloads.model import AnyIndex, JobListModel, Role, detail_text
 CARD_STATE = {
     ConversionState.DOWNLOADING: JobState.RUNNING, ConversionState.WAITING: JobState.QUEUED,
     ConversionState.CONVERTING: JobState.RUNNING, ConversionState.REQUANTIZING: JobState.RUNNING,
-    ConversionState.DONE: JobState.DONE, ConversionState.FAILED: JobState.FAILED,
+    ConversionState.MEASURING: JobState.RUNNING, ConversionState.DONE: JobState.DONE, ConversionState.FAILED: JobState.FAILED,
     ConversionState.CANCELLED: JobState.CANCELLED,
 }
 ACTIONS: dict[ConversionState, tuple[str, ...]] = {
     ConversionState.DOWNLOADING: ("cancel",), ConversionState.WAITING: ("cancel",),
     ConversionState.CONVERTING: ("cancel",), ConversionState.REQUANTIZING: ("cancel",),
+    ConversionState.MEASURING: ("cancel",),
     ConversionState.DONE: ("remove", "folder", "chat"), ConversionState.FAILED: ("remove", "retry"),
     ConversionState.CANCELLED: ("remove", "retry"),
 }
@@ -41,13 +42,24 @@ def stage_text(job: ConversionJob) -> str:
             return "Step 2 of 2: waiting for another conversion to finish"
         case ConversionState.CONVERTING:
             percent = 100 * job.done_bytes / job.total_bytes if job.total_bytes else 0.0
-            return (f"Step 2 of 2: converting to {target} · {percent:.0f}% of "
+            what = "writing the F16 model to measure against" if job.write_stage == "reference" else \
+                ("writing the exact GPTQ weights" if job.mode.startswith("exact") else "dequantising")
+            into = f" as {target}" if job.write_stage != "reference" and job.mode.startswith("exact") else ""
+            return (f"Step 2 of 2: {what}{into} · {percent:.0f}% of "
                     f"{human_size(job.total_bytes)} read · {format_speed(job.rate)}")
         case ConversionState.REQUANTIZING:
-            return f"Step 2 of 2: llama.cpp is requantising to {target}…"
+            kind = (job.stage_label or target).upper()
+            return f"Step 2 of 2: llama.cpp is requantising to {kind}…"
+        case ConversionState.MEASURING:
+            kind = (job.stage_label or target).upper()
+            return f"Step 2 of 2: measuring {kind} against the exact F16 model (KL divergence, top-1)…"
         case ConversionState.DONE:
-            size = human_size(job.result.size) if job.result else ""
-            return f"Converted for llama.cpp · {target} · {size} · ready to chat"
+            result = job.result
+            if result is None:
+                return f"Converted for llama.cpp · {target}"
+            quality = f" · {result.quality.summary}" if result.quality else ""
+            mode = f" · {result.mode}" if result.mode else ""
+            return f"Converted for llama.cpp · {target} · {human_size(result.size)}{mode}{quality} · ready to chat"
         case ConversionState.FAILED:
             return f"Conversion failed: {job.error}"
         case ConversionState.CANCELLED:
@@ -89,6 +101,7 @@ class ConversionListModel(JobListModel):
             lines = [job.title, stage_text(job)]
             if job.result is not None:
                 lines.append(str(job.result.path))
+                lines += [job.result.choice] if job.result.choice else []
             return "\n".join(lines)
         if role == Role.JOB:
             return job
