@@ -122,7 +122,8 @@ class Alternative:
         if not isinstance(data, dict) or not isinstance(data.get("out_type"), str):
             return None
         size = data.get("size")
-        return cls(data["out_type"], size if isinstance(size, int) else 0, QualityFigures.from_json(data.get("quality")))
+        quality = QualityFigures.from_json(data.get("quality"))
+        return cls(data["out_type"], size if isinstance(size, int) else 0, quality)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class Conversion:
     quality: QualityFigures | None = None
     choice: str = ""  # why this output type, when Hearth chose it by measurement
     alternatives: tuple[Alternative, ...] = ()
+    quality_note: str = ""  # why the quality is not measured, when the step failed
 
     @property
     def exact(self) -> bool:
@@ -207,7 +209,7 @@ def read_conversion(gguf_path: Path) -> Conversion | None:
     return Conversion(path=gguf_path, out_type=str(data.get("out_type") or ""), size=size,
                       source_folder=str(data.get("source_folder") or ""), gptq=str(data.get("gptq") or ""),
                       mode=str(data.get("mode") or ""), quality=QualityFigures.from_json(data.get("quality")),
-                      choice=str(data.get("choice") or ""),
+                      choice=str(data.get("choice") or ""), quality_note=str(data.get("quality_note") or ""),
                       alternatives=tuple(a for a in map(Alternative.from_json, alternatives or ()) if a is not None)
                       if isinstance(alternatives, list) else (),
                       **text)

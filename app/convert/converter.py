@@ -18,7 +18,7 @@ import gguf
 
 from app.catalog.installed import Alternative, QualityFigures, converted_output
 from app.convert.checkpoint import GptqBranch
-from app.convert.errors import ConvertError
+from app.convert.errors import ConversionCancelled, ConvertError
 from app.convert.gptq import GptqSettings, read_json, read_settings
 from app.convert.plan import (
     DEFAULT_TYPE_FOR_BITS,
@@ -51,7 +51,8 @@ class ConvertResult:
     ``mode`` is "exact GPTQ weights" or "requantised to X (from ...)"; ``quality`` the figures against
     the exact F16 model (None when not measured); ``choice`` why Hearth chose ``out_type``, and
     ``alternatives`` the other types it measured (the smaller choice beside an exact 3-bit file, or
-    the candidates it compared).
+    the candidates it compared). A quality step that fails (llama.cpp crashing, memory) does not
+    throw the converted file away: ``quality`` is then None and ``quality_note`` says why.
     """
 
     path: Path
@@ -61,6 +62,7 @@ class ConvertResult:
     plan: ConversionPlan
     choice: str = ""
     alternatives: tuple[Alternative, ...] = ()
+    quality_note: str = ""  # why there are no figures, when measuring failed
 
 
 def default_output(folder: Path, out_type: str) -> Path:
@@ -148,6 +150,7 @@ class _Conversion:
         self.tokens = quality_tokens
         self.out_dir = out.parent if out is not None else branch.folder.parent
         self.temporary: list[Path] = []
+        self.note = ""
 
     def partial(self, out_type: str) -> Path:
         target = self.out if self.out is not None else converted_output(self.branch.folder, out_type)
@@ -187,6 +190,17 @@ class _Conversion:
             self.progress(ConvertProgress("quality", 1, 1, label))
         return figures
 
+    def try_measure(self, meter: QualityMeter, path: Path, label: str, quantize_to: str | None = None
+                    ) -> QualityFigures | None:
+        """:meth:`measure`, noting a failure in ``self.note`` instead of raising (a cancel still raises)."""
+        try:
+            return self.measure(meter, path, label, quantize_to)
+        except ConversionCancelled:
+            raise
+        except ConvertError as exc:
+            self.note = self.note or str(exc)
+            return None
+
     # -- the three ways -----------------------------------------------------
     def exact(self) -> ConvertResult:
         plan = self.plan
@@ -195,21 +209,23 @@ class _Conversion:
         types = plain_types(self.branch, "f16") | plan.layer_types
         write_gguf(self.branch, partial, types, set(plan.layer_types), int(_FILE_TYPES[plan.out_type]),
                    self.template, self.progress, self.cancel)
-        quality, alternatives = None, ()
+        quality: QualityFigures | None = None
+        alternatives: tuple[Alternative, ...] = ()
         if self.tokens > 0:
             with QualityMeter(self.reference(stage="reference"), self.tokens) as meter:
-                quality = self.measure(meter, partial, plan.out_type)
-                if plan.smaller is not None:
+                quality = self.try_measure(meter, partial, plan.out_type)
+                if plan.smaller is not None and quality is not None:
                     kind = plan.smaller[0]
                     alt = self.out_dir / f"{self.branch.folder.name}.hearth-alternative.{kind.upper()}.gguf.partial"
                     self.temporary.append(alt)
                     self.progress(ConvertProgress("requantize", 0, 1, kind))
-                    figures = self.measure(meter, alt, kind, quantize_to=kind)
+                    figures = self.try_measure(meter, alt, kind, quantize_to=kind)
                     self.progress(ConvertProgress("requantize", 1, 1, kind))
-                    alternatives = (Alternative(kind, alt.stat().st_size, figures),)
+                    if figures is not None:
+                        alternatives = (Alternative(kind, alt.stat().st_size, figures),)
                     wait_for_removal(alt)
         return ConvertResult(self.finish(partial, plan.out_type), plan.out_type, EXACT_MODE, quality, plan,
-                             alternatives=alternatives)
+                             alternatives=alternatives, quality_note=self.note)
 
     def forced(self, out_type: str) -> ConvertResult:
         plan = self.plan
@@ -227,8 +243,8 @@ class _Conversion:
             quality = None
             if self.tokens > 0:
                 with QualityMeter(self.reference(stage="reference"), self.tokens) as meter:
-                    quality = self.measure(meter, partial, out_type)
-            return ConvertResult(self.finish(partial, "q8_0"), "q8_0", mode, quality, plan)
+                    quality = self.try_measure(meter, partial, out_type)
+            return ConvertResult(self.finish(partial, "q8_0"), "q8_0", mode, quality, plan, quality_note=self.note)
         reference = self.reference()
         partial = self.partial(out_type)
         self.progress(ConvertProgress("requantize", 0, 1, out_type))
@@ -237,9 +253,9 @@ class _Conversion:
         quality = None
         if self.tokens > 0:
             with QualityMeter(reference, self.tokens) as meter:
-                quality = self.measure(meter, partial, out_type)
+                quality = self.try_measure(meter, partial, out_type)
         wait_for_removal(reference)
-        return ConvertResult(self.finish(partial, out_type), out_type, mode, quality, plan)
+        return ConvertResult(self.finish(partial, out_type), out_type, mode, quality, plan, quality_note=self.note)
 
     def chosen(self) -> ConvertResult:
         """Requantise to each candidate of the size class, measure each, keep the closest to the F16 model."""
@@ -253,7 +269,10 @@ class _Conversion:
                     self.out.with_name(f"{self.out.name}.{kind.upper()}.partial")
                 self.temporary.append(path)
                 self.progress(ConvertProgress("requantize", index, len(plan.candidates), kind))
-                figures = self.measure(meter, path, kind, quantize_to=kind)
+                figures = self.try_measure(meter, path, kind, quantize_to=kind)
+                if figures is None:  # this type failed (noted); the others may still do
+                    wait_for_removal(path)
+                    continue
                 entry = Alternative(kind, path.stat().st_size, figures)
                 measured.append(entry)
                 if best is None or _better(entry, best[0]):
@@ -264,12 +283,13 @@ class _Conversion:
                     wait_for_removal(path)
         self.progress(ConvertProgress("requantize", len(plan.candidates), len(plan.candidates)))
         wait_for_removal(reference)
-        assert best is not None
+        if best is None:
+            raise ConvertError(f"no type could be requantised and measured: {self.note}")
         winner, path = best
         choice = _choice_text(winner, measured, plan.settings.bits)
         return ConvertResult(self.finish(path, winner.out_type), winner.out_type,
                              requantised_mode(winner.out_type, plan.reason), winner.quality, plan, choice,
-                             tuple(a for a in measured if a is not winner))
+                             tuple(a for a in measured if a is not winner), self.note)
 
 
 def run_conversion(folder: Path, out: Path | None = None, out_type: str | None = None, template: str | None = None,

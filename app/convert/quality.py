@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.catalog.installed import QualityFigures
 from app.convert.requantize import FTYPES, run_in_child
 
@@ -56,23 +58,19 @@ for a grant, and to hold a summer fair to raise the remaining money.
 """
 
 
-def _log_softmax(logits: object) -> object:
-    import numpy as np
-
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64)
     x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    return np.asarray(x - np.log(np.exp(x).sum(axis=-1, keepdims=True)))
 
 
-def compare_logits(reference: object, candidate: object) -> QualityFigures:
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> QualityFigures:
     """KL(reference || candidate) per position (mean and max, nats) and top-1 agreement of two logit arrays."""
-    import numpy as np
-
     ref, cand = np.asarray(reference), np.asarray(candidate)
     log_p, log_q = _log_softmax(ref), _log_softmax(cand)
-    kl = np.maximum((np.exp(log_p) * (log_p - log_q)).sum(axis=-1), 0.0)  # type: ignore[operator]
+    kl = np.maximum((np.exp(log_p) * (log_p - log_q)).sum(axis=-1), 0.0)
     agree = np.argmax(ref, axis=-1) == np.argmax(cand, axis=-1)
-    return QualityFigures(float(kl.mean()), float(kl.max()), float(agree.mean()), int(len(kl)))
+    return QualityFigures(float(kl.mean()), float(kl.max()), float(agree.mean()), len(kl))
 
 
 def model_logits(path: str, tokens: list[int] | None, max_tokens: int, threads: int) -> tuple[list[int], Any]:
@@ -85,7 +83,6 @@ def model_logits(path: str, tokens: list[int] | None, max_tokens: int, threads: 
     import ctypes
 
     import llama_cpp as lib
-    import numpy as np
 
     lib.llama_backend_init()
     model_params = lib.llama_model_default_params()
@@ -137,7 +134,6 @@ def _measure_child(reference: str, quantize: str, candidate: str, cache: str, ma
     import ctypes
 
     import llama_cpp
-    import numpy as np
 
     if quantize:
         params = llama_cpp.llama_model_quantize_default_params()

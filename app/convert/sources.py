@@ -129,6 +129,7 @@ def convert_source(source: ConvertSource, out: Path | None = None, out_type: str
     conversion = Conversion(path=path, out_type=result.out_type, size=path.stat().st_size, repo=repo, branch=branch,
                             commit=commit, variant_id=variant_id, template=chosen_template,
                             source_folder=str(folder.resolve()), gptq=settings.label, mode=result.mode,
-                            quality=result.quality, choice=result.choice, alternatives=result.alternatives)
+                            quality=result.quality, choice=result.choice, alternatives=result.alternatives,
+                            quality_note=result.quality_note)
     write_conversion(conversion)
     return conversion

@@ -28,7 +28,8 @@ def quality_line(conversion: Conversion) -> str:
     if figures is None:
         if conversion.out_type == "f16":
             return "Quality: this F16 file is the exact dequantised model itself"
-        return "Quality: not measured"
+        return f"Quality: not measured ({conversion.quality_note})" if conversion.quality_note else \
+            "Quality: not measured"
     return (f"Quality against the exact F16 model ({figures.tokens} tokens of a fixed text, llama.cpp on CPU): "
             f"mean KL divergence {figures.kl_mean:.4g} nats (largest {figures.kl_max:.3g}), "
             f"top-1 token agreement {100 * figures.top1:.1f}%")

@@ -146,13 +146,17 @@ def _dequantise_and_encode(rows_of: Callable[[np.ndarray | slice], np.ndarray], 
     return _encode(rows_of(rows), qtype)
 
 
+def _contiguous(job: Callable[[], np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(job())
+
+
 def _encoded_blocks(jobs: Iterator[Callable[[], np.ndarray]], pool: ThreadPoolExecutor,
                     workers: int) -> Iterator[np.ndarray]:
     """Run the jobs on ``workers`` threads (numpy releases the GIL), in order, with at most ``workers + 1``
     blocks in flight so memory stays bounded."""
     pending: deque[Future[np.ndarray]] = deque()
     for job in jobs:
-        pending.append(pool.submit(lambda j=job: np.ascontiguousarray(j())))
+        pending.append(pool.submit(_contiguous, job))
         if len(pending) > workers:
             yield pending.popleft().result()
     while pending:

@@ -163,7 +163,7 @@ def test_three_bit_size_is_shown_first_with_the_smaller_measured_choice(tmp_path
     assert alternative.out_type == "q3_k_m" and alternative.size < conversion.size
     assert alternative.quality is not None and alternative.quality.kl_mean > conversion.quality.kl_mean
     assert "Quality against the exact F16 model" in captured.err and "top-1 token agreement" in captured.err
-    assert f"Smaller choice: Q3_K_M is" in captured.err and "--type q3_k_m" in captured.err
+    assert "Smaller choice: Q3_K_M is" in captured.err and "--type q3_k_m" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["branch", out.name, out.name + ".json"]
 
 

@@ -103,14 +103,22 @@ def test_download_and_convert_then_chat(qtbot: QtBot, context: AppContext, hub: 
     job, detail = conversion_row(downloads.conversions)
     assert job.state is ConversionState.DONE and downloads.model.job_at(0).state is JobState.DONE
     assert {"converting", "requantizing", "converted"} <= stages
-    assert detail.startswith("Converted for llama.cpp · Q4_K_M")
+    # A permuted act-order branch: requantised to the 4-bit type measured closest to the exact F16 model.
+    assert job.result is not None and job.result.quality is not None
+    kind = job.result.type_label
+    assert kind in ("Q4_K_M", "Q4_K_S", "IQ4_NL")
+    assert detail.startswith(f"Converted for llama.cpp · {kind}")
+    assert f"requantised to {kind} (from act-order groups) · KL " in detail and "top-1" in detail
 
     # The catalogue heard installed_changed: the row says converted and offers the chat.
     row = catalog.source.row_of(VARIANT_ID)
-    assert catalog.source.index(row, Column.STATUS).data() == "Converted (Q4_K_M)"
+    assert catalog.source.index(row, Column.STATUS).data() == f"Converted ({kind})"
     assert catalog.chat_button.isVisible() and catalog.chat_button.isEnabled()
     assert not catalog.convert_button.isEnabled() and catalog.convert_button.text() == "Converted for llama.cpp"
     assert "Converted for llama.cpp on this machine" in catalog.details.toPlainText()
+    assert f"Requantised to {kind} (from act-order groups): against the exact F16 model, mean KL divergence" \
+        in catalog.details.toPlainText()
+    assert "Chosen by measurement:" in catalog.details.toPlainText()
     assert job.result is not None and job.result.path.is_file()
     with qtbot.waitSignal(context.events.chat_requested) as chat:
         qtbot.mouseClick(catalog.chat_button, Qt.MouseButton.LeftButton)
@@ -121,7 +129,7 @@ def test_download_and_convert_then_chat(qtbot: QtBot, context: AppContext, hub: 
 
     listed = [m for m in installed_models(context.catalog, context.dirs.models) if m.path == job.result.path]
     assert [(m.name, m.detail) for m in listed] == [
-        ("Mistral 7B OpenOrca", "Q4_K_M · converted from GPTQ gptq-4bit-32g-actorder_True")]
+        ("Mistral 7B OpenOrca", f"{kind} · converted from GPTQ gptq-4bit-32g-actorder_True")]
 
 
 def test_cancel_while_downloading_leaves_nothing(qtbot: QtBot, context: AppContext, hub: HubServer,

@@ -58,7 +58,7 @@ def converted_callout(conversion: Conversion) -> str:
     text = (f"<b>Converted for llama.cpp</b> on this machine: a {escape(conversion.type_label)} GGUF "
             f"({human_size(conversion.size)}) made from this branch{commit}. Chat with it like any GGUF.")
     if conversion.mode:
-        text += f"<br><b>{escape(conversion.mode.capitalize())}</b>"
+        text += f"<br><b>{escape(conversion.mode[:1].upper() + conversion.mode[1:])}</b>"
         if conversion.quality is not None:
             q = conversion.quality
             text += (f": against the exact F16 model, mean KL divergence {q.kl_mean:.4g}, top-1 agreement "

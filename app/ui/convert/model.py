@@ -16,7 +16,8 @@ from app.ui.downloads.model import AnyIndex, JobListModel, Role, detail_text
 CARD_STATE = {
     ConversionState.DOWNLOADING: JobState.RUNNING, ConversionState.WAITING: JobState.QUEUED,
     ConversionState.CONVERTING: JobState.RUNNING, ConversionState.REQUANTIZING: JobState.RUNNING,
-    ConversionState.MEASURING: JobState.RUNNING, ConversionState.DONE: JobState.DONE, ConversionState.FAILED: JobState.FAILED,
+    ConversionState.MEASURING: JobState.RUNNING, ConversionState.DONE: JobState.DONE,
+    ConversionState.FAILED: JobState.FAILED,
     ConversionState.CANCELLED: JobState.CANCELLED,
 }
 ACTIONS: dict[ConversionState, tuple[str, ...]] = {
