@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import gguf
 import numpy as np
 
-from app.convert.gptq import GptqSettings, QuantisedLinear
+from app.convert.gptq import GptqSettings, QuantisedLinear, unpack_words
 
 Q = gguf.GGMLQuantizationType
 BLOCK = 32
@@ -70,15 +70,41 @@ def fit_parts(settings: GptqSettings, g_idx: np.ndarray, zeros: np.ndarray, scal
     return ExactFit(Q.Q4_1)
 
 
+def _spread_nibbles(words: np.ndarray) -> np.ndarray:
+    """uint32 words -> uint64 whose byte ``i`` holds nibble ``i`` of the word in its low half."""
+    x = words.astype(np.uint64)
+    x = (x | (x << np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    return (x | (x << np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+
+
+def _nibbles_from_words(words: np.ndarray) -> np.ndarray:
+    """4-bit GPTQ words ``[k, blocks * 4]`` -> llama.cpp's 16 nibble bytes per block ``[k, blocks, 16]``.
+
+    A block's 32 codes sit in 4 words, code ``j`` at bits ``4*(j % 8)`` of word ``j // 8``; llama.cpp
+    wants byte ``j`` = code ``j`` | code ``j + 16`` << 4, i.e. bytes 0..7 from words 0 and 2, bytes
+    8..15 from words 1 and 3, nibble by nibble: no unpacking to one byte per code.
+    """
+    k = words.shape[0]
+    w = words.reshape(k, -1, 4)
+    low = _spread_nibbles(w[..., 0:2]) | (_spread_nibbles(w[..., 2:4]) << np.uint64(4))  # [k, blocks, 2]
+    return low.astype("<u8").view(np.uint8).reshape(k, -1, 16)
+
+
 def pack_rows(layer: QuantisedLinear, rows: np.ndarray | slice, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
     """The GGUF bytes ``[k, in/32 * block_bytes]`` of output channels ``rows`` as ``qtype`` blocks."""
-    q, zeros, scales = layer.codes_rows(rows)
-    k, width = q.shape
-    n_blocks = width // BLOCK
+    words, zeros, scales = layer.packed_rows(rows)
+    k, n_blocks = words.shape[0], layer.in_features // BLOCK
     group = layer.g_idx[::BLOCK]  # one group per block (checked by fit)
     z = np.rint(np.take(zeros, group, axis=1)).astype(np.int16)[..., None]  # [k, blocks, 1]
     s = np.take(scales, group, axis=1)  # [k, blocks], float16 values held in float32
     d = s.astype(np.float16).view(np.uint8).reshape(k, n_blocks, 2)
+    if layer.settings.bits == 4 and qtype in (Q.Q4_0, Q.Q4_1):
+        # Q4_0 only when every zero is 8 (see fit), so q' = q - 8 + 8 = q; Q4_1 keeps q: copy the nibbles.
+        parts = [d] if qtype == Q.Q4_0 else \
+            [d, (-(s * z[..., 0].astype(np.float32))).astype(np.float16).view(np.uint8).reshape(k, n_blocks, 2)]
+        return np.concatenate([*parts, _nibbles_from_words(words)], axis=-1).reshape(k, -1)
+    q = unpack_words(words, layer.settings.bits)
     codes = q.reshape(k, n_blocks, BLOCK)
     if qtype == Q.Q8_0:
         signed = (codes.astype(np.int16) - z).astype(np.int8).view(np.uint8)

@@ -103,6 +103,11 @@ def _unpack_last_axis(words: np.ndarray, bits: int) -> np.ndarray:
     return values.astype(np.uint8).reshape(*lead, n_words // 3 * 32)
 
 
+def unpack_words(words: np.ndarray, bits: int) -> np.ndarray:
+    """Unpack uint32 words along their last axis into ``32 / bits`` times as many uint8 values."""
+    return _unpack_last_axis(words, bits)
+
+
 def unpack_values(words: np.ndarray, bits: int, axis: int) -> np.ndarray:
     """Unpack ``bits``-wide unsigned values packed little-endian into int32 words along ``axis``.
 
@@ -202,14 +207,18 @@ class QuantisedLinear:
             return None, None, int(counts[0])
         return order, np.argsort(order), int(counts[0])
 
-    def codes_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For output channels ``rows``: integer codes ``[k, in]`` (uint8), zeros and scales ``[k, groups]``
-        (float32, zeros with the v1 offset applied), as stored, nothing dequantised."""
+    def packed_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For output channels ``rows``: the packed words ``[k, in*bits/32]`` (uint32), zeros and scales
+        ``[k, groups]`` (float32, zeros with the v1 offset applied), as stored."""
         qweight, zeros, scales = self._by_output
         if isinstance(rows, slice):
-            packed, z, s = qweight[rows], zeros[rows], scales[rows]
-        else:
-            packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
+            return qweight[rows], zeros[rows], scales[rows]
+        packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
+        return packed, z, s
+
+    def codes_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`packed_rows` with the codes unpacked to ``[k, in]`` (uint8); nothing dequantised."""
+        packed, z, s = self.packed_rows(rows)
         return _unpack_last_axis(packed, self.settings.bits), z, s
 
     def dequantise_rows(self, rows: np.ndarray | slice) -> np.ndarray:
