@@ -11,7 +11,14 @@ import pytest
 
 from app.catalog.installed import read_conversion
 from app.cli import main
-from app.convert import ConversionCancelled, ConvertProgress, convert_branch, plan_branch, run_conversion
+from app.convert import (
+    ConversionCancelled,
+    ConvertError,
+    ConvertProgress,
+    convert_branch,
+    plan_branch,
+    run_conversion,
+)
 from app.convert.quality import compare_logits, model_logits
 from app.convert.sources import ConvertSource, convert_source
 from tests.convert.test_convert_llama import expected_tensors, read_gguf
@@ -198,3 +205,17 @@ def test_cancel_in_any_step_of_an_exact_conversion_leaves_nothing(stage, tmp_pat
     with pytest.raises(ConversionCancelled):
         convert_branch(model.folder, progress=seen.append, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["branch"]
+
+
+def test_disk_check_counts_the_f16_reference_and_says_how_to_skip_it(tmp_path, tokenizer_model, monkeypatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    model = build_checkpoint(tmp_path / "branch", tokenizer_model, GptqConfig(4, 128, False, True, "gptq"))
+    plan = plan_branch(model.folder)
+    usage = namedtuple("usage", "total used free")
+    free = plan.output_bytes + (65 << 20)  # the exact file and the 64 MiB margin, not the 2.8 MB F16 copy
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**12, 10**12 - free, free))
+    with pytest.raises(ConvertError, match=r"not enough free disk space .*--quality-tokens 0$"):
+        convert_branch(model.folder)
+    assert convert_branch(model.folder, quality_tokens=0).is_file()  # and without the step it fits
