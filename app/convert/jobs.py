@@ -16,6 +16,7 @@ from app.catalog.installed import Conversion
 from app.convert.converter import ConvertProgress, plan_branch
 from app.convert.errors import ConversionCancelled
 from app.convert.sources import ConvertSource, convert_source
+from app.convert.summary import plan_lines
 from app.errors import HearthError
 from app.hub.job_list import JobList
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
@@ -57,6 +58,7 @@ class ConversionJob:
     mode: str = ""  # what the plan says before converting: "exact GPTQ weights" or "requantised to ..."
     stage_label: str = ""  # the type being requantised to or measured
     write_stage: str = "convert"  # "convert" (the output or the F16 model) or "reference" (F16 after exact)
+    plan: list[str] = field(default_factory=list)  # what the conversion does and its sizes, in words
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -206,7 +208,7 @@ class ConversionQueue(JobList[ConversionJob]):
                 if job.cancel_event.is_set():
                     raise ConversionCancelled()
                 plan = plan_branch(job.source.folder, job.out_type)
-                job.out_type, job.mode = plan.out_type, plan.mode
+                job.out_type, job.mode, job.plan = plan.out_type, plan.mode, plan_lines(plan)
                 job.state, job.started = ConversionState.CONVERTING, time.monotonic()
                 self._announce(job)
                 job.result = convert_source(job.source, out_type=job.out_type, progress=progress,

@@ -99,7 +99,7 @@ class ConversionListModel(JobListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return f"Convert for llama.cpp: {job.title}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [job.title, stage_text(job)]
+            lines = [job.title, stage_text(job), *job.plan]
             if job.result is not None:
                 lines.append(str(job.result.path))
                 lines += [job.result.choice] if job.result.choice else []
