@@ -91,16 +91,13 @@ def resolve_template(template: str | None) -> str | None:
     return templates[template].jinja
 
 
-def check_free_space(folder: Path, needed: int, reference: int = 0) -> None:
-    """Raise a clear error when ``folder``'s disk has less than ``needed`` bytes free (``reference`` of them
-    for the F16 copy that only the quality step needs)."""
+def check_free_space(folder: Path, needed: int) -> None:
+    """Raise a clear error when ``folder``'s disk has less than ``needed`` bytes free."""
     free = shutil.disk_usage(folder).free
     if free < needed:
-        skip = (f", or skip the quality step and its {reference / 1e9:.1f} GB F16 copy with --quality-tokens 0"
-                if reference and free >= needed - reference else "")
         raise ConvertError(f"not enough free disk space in {folder}: the conversion needs about "
                            f"{needed / 1e9:.1f} GB and {free / 1e9:.1f} GB is free; free some space or "
-                           f"choose an --out file on another disk{skip}")
+                           "choose an --out file on another disk")
 
 
 def plan_branch(folder: Path, out_type: str | None = None) -> ConversionPlan:
@@ -326,9 +323,18 @@ def run_conversion(folder: Path, out: Path | None = None, out_type: str | None =
         if not target.parent.is_dir():
             raise ConvertError(f"the output folder {target.parent} does not exist")
         f16_bytes = sum(int(t.shape[0]) * (int(t.shape[1]) * 2 if len(t.shape) > 1 else 4) for t in branch.plan)
-        optional = f16_bytes if quality_tokens > 0 and (plan.exact or plan.out_type == "q8_0") else 0
-        check_free_space(target.parent, _disk_needed(plan, quality_tokens > 0, f16_bytes), optional)
+        note = ""
+        if quality_tokens > 0 and (plan.exact or plan.out_type == "q8_0"):
+            # The F16 copy serves only the quality step here: without room for it, convert and say so.
+            with_reference = _disk_needed(plan, True, f16_bytes)
+            free = shutil.disk_usage(target.parent).free
+            if free < with_reference and free >= _disk_needed(plan, False, f16_bytes):
+                quality_tokens = 0
+                note = (f"the F16 copy it is measured against needs {f16_bytes / 1e9:.1f} GB more disk than the "
+                        f"{free / 1e9:.1f} GB free")
+        check_free_space(target.parent, _disk_needed(plan, quality_tokens > 0, f16_bytes))
         run = _Conversion(branch, plan, out, chat_template, progress, cancel, quality_tokens)
+        run.note = note
         try:
             if plan.exact:
                 return run.exact()

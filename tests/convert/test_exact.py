@@ -207,7 +207,8 @@ def test_cancel_in_any_step_of_an_exact_conversion_leaves_nothing(stage, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["branch"]
 
 
-def test_disk_check_counts_the_f16_reference_and_says_how_to_skip_it(tmp_path, tokenizer_model, monkeypatch) -> None:
+def test_without_room_for_the_f16_copy_the_exact_file_is_still_written(tmp_path, tokenizer_model,
+                                                                        monkeypatch) -> None:
     import shutil
     from collections import namedtuple
 
@@ -216,6 +217,13 @@ def test_disk_check_counts_the_f16_reference_and_says_how_to_skip_it(tmp_path, t
     usage = namedtuple("usage", "total used free")
     free = plan.output_bytes + (65 << 20)  # the exact file and the 64 MiB margin, not the 2.8 MB F16 copy
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**12, 10**12 - free, free))
-    with pytest.raises(ConvertError, match=r"not enough free disk space .*--quality-tokens 0$"):
-        convert_branch(model.folder)
-    assert convert_branch(model.folder, quality_tokens=0).is_file()  # and without the step it fits
+    conversion = convert_source(ConvertSource(model.folder))
+    assert conversion.mode == "exact GPTQ weights" and conversion.quality is None
+    assert conversion.quality_note.startswith("the F16 copy it is measured against needs 0.0 GB more disk")
+    assert read_conversion(conversion.path) == conversion
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["branch", conversion.path.name,
+                                                          conversion.path.name + ".json"]
+    free = plan.output_bytes  # no room for the file itself: a clear error, nothing left behind
+    with pytest.raises(ConvertError, match=r"not enough free disk space .* needs about 0\.\d GB"):
+        convert_branch(model.folder, tmp_path / "other.gguf")
+    assert not (tmp_path / "other.gguf").exists()
