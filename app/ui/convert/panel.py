@@ -85,7 +85,9 @@ class ConversionPanel(QWidget):
 
     def _finished(self, job: ConversionJob) -> None:
         self.context.events.installed_changed.emit()
-        self.context.events.status_message.emit(f"Converted for llama.cpp: {job.title}")
+        result = job.result
+        how = f" ({result.quality_text})" if result is not None and result.quality_text else ""
+        self.context.events.status_message.emit(f"Converted for llama.cpp: {job.title}{how}")
 
     def _failed(self, job: ConversionJob) -> None:
         self.context.events.status_message.emit(f"Could not convert {job.title}: {job.error}")
