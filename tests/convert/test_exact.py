@@ -227,3 +227,16 @@ def test_without_room_for_the_f16_copy_the_exact_file_is_still_written(tmp_path,
     with pytest.raises(ConvertError, match=r"not enough free disk space .* needs about 0\.\d GB"):
         convert_branch(model.folder, tmp_path / "other.gguf")
     assert not (tmp_path / "other.gguf").exists()
+
+
+def test_quality_figures_are_kl_from_the_reference_and_top1_agreement() -> None:
+    reference = np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]])
+    shifted = compare_logits(reference, reference + 5.0)  # the same distributions
+    assert shifted.kl_mean == pytest.approx(0.0, abs=1e-12) and shifted.top1 == 1.0 and shifted.tokens == 2
+    other = np.array([[2.0, 1.0, 0.0], [3.0, 0.0, 0.0]])
+    p = np.exp(reference[0]) / np.exp(reference[0]).sum()
+    q = np.exp(other[0]) / np.exp(other[0]).sum()
+    kl = float(np.sum(p * np.log(p / q)))
+    figures = compare_logits(reference, other)
+    assert figures.kl_mean == pytest.approx(kl / 2) and figures.kl_max == pytest.approx(kl)
+    assert figures.top1 == 0.5
