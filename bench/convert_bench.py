@@ -148,6 +148,7 @@ def main() -> int:
     parser.add_argument("--quality-size", type=float, default=0.5,
                         help="size in GB at which to time every mode, quality step included (0 to skip)")
     parser.add_argument("--quality-tokens", type=int, default=128, help="tokens of the quality step")
+    parser.add_argument("--no-figures", action="store_true", help="skip the quality figures of the tiny branches")
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     from tests.convert.tiny_gptq import train_tokenizer
@@ -181,7 +182,7 @@ def main() -> int:
                 out.unlink()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    figures = quality_figures(args.quality_tokens)
+    figures = [] if args.no_figures else quality_figures(args.quality_tokens)
     print("\n| checkpoint | conversion | time | read rate | peak RSS | llama.cpp children RSS | output |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
