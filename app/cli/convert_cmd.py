@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.cli.download_cmd import ProgressBar, with_progress
+from app.cli.terminal import safe_line
 from app.convert import OUTPUT_TYPES, ConvertProgress, plan_branch
 from app.convert.quality import DEFAULT_QUALITY_TOKENS
 from app.convert.sources import ConvertSource, convert_source, download_source, resolve_source
@@ -98,8 +99,8 @@ class ProgressLine:
 def _download(source: ConvertSource) -> int | None:
     """Fetch the branch with the download progress bar; an exit status when it stopped early."""
     assert source.request is not None
-    print(f"Fetching {source.title or source.request.label} ({source.request.repo}:{source.request.revision})…",
-          file=sys.stderr)
+    label = source.title or source.request.label
+    print(safe_line(f"Fetching {label} ({source.request.repo}:{source.request.revision})…"), file=sys.stderr)
 
     def work(control: Control, bar: ProgressBar) -> bool:
         def on_total(total: int) -> None:
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             return stopped
     plan = plan_branch(source.folder, args.out_type)
     for text in plan_lines(plan):
-        print(text, file=sys.stderr)
+        print(safe_line(text, limit=None), file=sys.stderr)
     if args.plan:
         return 0
     line = ProgressLine(sys.stderr)
@@ -131,6 +132,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         line.close()
     for text in result_lines(conversion, f"hearth convert {args.target}"):
-        print(text, file=sys.stderr)
-    print(conversion.path)
+        print(safe_line(text, limit=None), file=sys.stderr)
+    print(safe_line(conversion.path, limit=None))
     return 0
