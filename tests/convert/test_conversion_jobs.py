@@ -52,6 +52,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # three 4-bit types requantised and measured
 def test_stages_are_announced_in_order_and_the_result_is_recorded(hub: HubServer, queues: ConversionQueue) -> None:
     model, variant = load_catalog().variant(VARIANT_ID)
     seen: list[tuple[str, str]] = []
