@@ -53,7 +53,6 @@ def hearth(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.slow  # three 4-bit types requantised and measured
 def test_catalogue_variant_is_downloaded_converted_recorded_and_loads(hub: HubServer, load_llama) -> None:
     catalog = load_catalog()
     model, variant = catalog.variant(VARIANT_ID)
