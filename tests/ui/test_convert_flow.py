@@ -161,3 +161,29 @@ def test_a_branch_that_is_not_gptq_fails_with_the_reason(qtbot: QtBot, context: 
     assert not catalog.chat_button.isVisible() and catalog.convert_button.isEnabled()
     assert not list(context.dirs.models.rglob("*.gguf"))
     assert job.state is ConversionState.FAILED
+
+
+@pytest.mark.slow
+def test_an_exact_three_bit_card_offers_the_smaller_measured_file(qtbot: QtBot, context: AppContext,
+                                                                 pages: tuple[CatalogPage, DownloadsPage],
+                                                                 tmp_path: Path) -> None:
+    from app.convert.sources import ConvertSource
+
+    _, downloads = pages
+    panel = downloads.conversions
+    folder = build_checkpoint(tmp_path / "branch3", train_tokenizer(), GptqConfig(3, 128, False, True, "gptq")).folder
+    with qtbot.waitSignal(panel.model.finished, timeout=120_000):
+        panel.queue.convert(ConvertSource(folder))
+    job, detail = conversion_row(panel)
+    assert job.result is not None and job.result.out_type == "q4_0"
+    assert "exact GPTQ weights · KL " in detail
+    assert panel.model.index(0).data(Role.ACTIONS)[-1] == "smaller"
+    tooltip = panel.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Smaller file: Q3_K_M requantised" in tooltip and "against the F16 model" in tooltip
+
+    with qtbot.waitSignal(panel.model.finished, timeout=120_000) as finished:
+        click_row_button(qtbot, panel, "smaller")
+    smaller: ConversionJob = finished.args[0]
+    assert smaller is not job and smaller.result is not None
+    assert smaller.result.out_type == "q3_k_m" and smaller.result.mode == "requantised to Q3_K_M (as asked)"
+    assert smaller.result.size < job.result.size and smaller.result.quality is not None

@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
+from app.catalog.installed import Alternative
 from app.cli.table import human_size
 from app.convert.jobs import ConversionJob, ConversionQueue, ConversionState
 from app.hub.progress import format_speed
@@ -27,6 +28,15 @@ ACTIONS: dict[ConversionState, tuple[str, ...]] = {
     ConversionState.DONE: ("remove", "folder", "chat"), ConversionState.FAILED: ("remove", "retry"),
     ConversionState.CANCELLED: ("remove", "retry"),
 }
+
+
+def smaller_choice(job: ConversionJob) -> Alternative | None:
+    """The measured requantised type smaller than a finished exact conversion (3-bit in Q4_0), if any."""
+    result = job.result
+    if job.state is not ConversionState.DONE or result is None or result.choice:
+        return None
+    smaller = [a for a in result.alternatives if a.size < result.size]
+    return min(smaller, key=lambda a: a.size) if smaller else None
 
 
 def stage_text(job: ConversionJob) -> str:
@@ -103,6 +113,11 @@ class ConversionListModel(JobListModel):
             if job.result is not None:
                 lines.append(str(job.result.path))
                 lines += [job.result.choice] if job.result.choice else []
+                smaller = smaller_choice(job)
+                if smaller is not None:
+                    figures = f", {smaller.quality.summary} against the F16 model" if smaller.quality else ""
+                    lines.append(f"Smaller file: {smaller.out_type.upper()} requantised, {human_size(smaller.size)}"
+                                 f"{figures}")
             return "\n".join(lines)
         if role == Role.JOB:
             return job
@@ -115,5 +130,5 @@ class ConversionListModel(JobListModel):
         if role == Role.DETAIL:
             return stage_text(job)
         if role == Role.ACTIONS:
-            return list(ACTIONS[job.state])
+            return list(ACTIONS[job.state]) + (["smaller"] if smaller_choice(job) is not None else [])
         return None
