@@ -43,7 +43,8 @@ def conversion_callout(model: Model, variant: Variant, alternative: Variant | No
             what += (f"; that is about {human_size(max(result - variant.size_bytes, 0))} larger than the branch, "
                      f"{variant.bits}-bit values stored in 4-bit blocks. The smaller choice, "
                      f"<code>hearth convert {escape(variant.id)} --type q3_k_m</code>, requantises to about "
-                     f"{human_size(small)}; Hearth measures its quality during the exact conversion")
+                     f"{human_size(small)}; Hearth measures its quality during the exact conversion and the finished "
+                     "card offers it as <b>Smaller file</b>")
     return (
         "llama.cpp cannot load GPTQ as it is, but Hearth can convert this branch into a GGUF on your "
         "machine: <b>Download and convert for llama.cpp</b> downloads the branch "
