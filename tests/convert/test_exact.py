@@ -31,6 +31,7 @@ EXACT = [
     (GptqConfig(4, 32, False, False, "gptq_v2"), Q.Q4_1),  # asymmetric: d = s, m = -s*z
     (GptqConfig(4, 64, True, True, "gptq", permuted=False), Q.Q4_0),  # act order, g_idx in order
     (GptqConfig(4, 128, True, False, "gptq", permuted=False), Q.Q4_1),
+    (GptqConfig(4, -1, True, True, "gptq"), Q.Q4_0),  # the 70B "main": act order, no groups: one group per row
     (GptqConfig(3, 128, False, False, "gptq"), Q.Q4_0),  # 3-bit values 0..7 fit 4-bit blocks
     (GptqConfig(3, -1, False, True, "gptq_v2"), Q.Q4_0),
     (GptqConfig(3, 64, True, False, "gptq_v2", permuted=False), Q.Q4_0),
@@ -240,3 +241,17 @@ def test_quality_figures_are_kl_from_the_reference_and_top1_agreement() -> None:
     figures = compare_logits(reference, other)
     assert figures.kl_mean == pytest.approx(kl / 2) and figures.kl_max == pytest.approx(kl)
     assert figures.top1 == 0.5
+
+
+def test_catalogue_says_before_converting_which_mode_and_how_large() -> None:
+    from app.catalog import load_catalog
+    from app.ui.catalog.details import conversion_callout
+
+    catalog = load_catalog()
+    callouts = {v.id: conversion_callout(m, v, None) for m, v in catalog.variants() if v.format == "gptq"}
+    assert "<b>exact GPTQ weights</b>" in callouts["llama-2-13b-chat:gptq:main"]
+    assert "<b>exact GPTQ weights</b>" in callouts["stablebeluga2-70b:gptq:main"]  # act order without groups
+    three = callouts["stablebeluga2-70b:gptq:gptq-3bit-128g-actorder_False"]
+    assert "<b>exact GPTQ weights</b>" in three and "larger than the branch" in three and "--type q3_k_m" in three
+    act = callouts["mistral-7b-openorca:gptq:gptq-4bit-32g-actorder_True"]
+    assert "activation order" in act and "Q4_K_M, Q4_K_S, IQ4_NL" in act

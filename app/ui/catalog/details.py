@@ -29,8 +29,9 @@ def conversion_callout(model: Model, variant: Variant, alternative: Variant | No
         f" Or run <b>{escape(alternative.label)}</b> ({human_size(alternative.size_bytes)}), "
         "already converted by its publisher." if alternative else ""
     )
+    # Without groups (one per row), act order reorders nothing that a block could notice: exact too.
     grouped = variant.group_size is None or variant.group_size % 32 == 0
-    if variant.act_order or not grouped:
+    if (variant.act_order and variant.group_size is not None) or not grouped:
         what = (f"its GPTQ groups are in activation order, which no llama.cpp block can hold exactly, so Hearth "
                 f"dequantises it, lets llama.cpp requantise it to each of {_ACT_ORDER_CANDIDATES.get(variant.bits)}"
                 f", measures each against the exact model and keeps the closest (about {human_size(result)}; "
