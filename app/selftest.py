@@ -124,6 +124,10 @@ def backend_name(offload: bool | None = None) -> str:
     names = " ".join(p.name.lower() for p in lib_dir.glob("*")) if lib_dir.is_dir() else ""
     if offload is None:
         offload = bool(llama_cpp.llama_supports_gpu_offload())
+        if offload:  # a build with the RPC backend says "offload" even with no GPU here
+            from app.engine.offload import detect_gpu
+
+            offload = bool(detect_gpu().devices)
     for marker, label in (("cuda", "CUDA"), ("metal", "Metal"), ("vulkan", "Vulkan"), ("hip", "ROCm")):
         if marker in names:
             return label if offload else f"CPU ({label} build, no GPU found)"
