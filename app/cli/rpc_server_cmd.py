@@ -6,6 +6,7 @@ import argparse
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,19 @@ def _check_port(address: str, port: int) -> None:
         probe.close()
 
 
+def _wait_listening(address: str, port: int, failed: threading.Event, timeout: float = 30.0) -> bool:
+    """Wait until the server accepts connections (it then serves the next client normally)."""
+    target = LOOPBACK if address == "0.0.0.0" else address
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not failed.is_set():
+        try:
+            socket.create_connection((target, port), timeout=1).close()
+            return True
+        except OSError:
+            failed.wait(0.05)
+    return False
+
+
 def _cache_dir(option: str | None) -> str | None:
     if option is None:
         return None
@@ -124,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
     thread = threading.Thread(target=serve, name="rpc-server", daemon=True)
     thread.start()
+    if not _wait_listening(address, args.port, failed):
+        raise HearthError(f"the RPC server could not listen on {endpoint} (see the messages above)")
     # llama.cpp prints the devices; this line is Hearth's own, flushed, for people and tests.
     print(f"Hearth RPC server (protocol {'.'.join(map(str, PROTOCOL))}) listening on {endpoint}; "
           f"serving {', '.join(served)}; Ctrl-C stops it.", flush=True)
