@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.engine.client import EngineClient  # noqa: E402
-from app.engine.protocol import LoadSettings, SamplingSettings  # noqa: E402
-from app.engine.rpc import probe  # noqa: E402
-from tests.engine.rpc_servers import start_rpc_server  # noqa: E402
+from app.engine.client import EngineClient
+from app.engine.protocol import LoadSettings, SamplingSettings
+from app.engine.rpc import probe
+from tests.engine.rpc_servers import start_rpc_server
 
 PROMPT = ("<|im_start|>user\nWrite a long story about a lighthouse keeper who finds a message in a "
           "bottle.<|im_end|>\n<|im_start|>assistant\n")

@@ -26,9 +26,9 @@ from app.engine.rpc import (
     probe,
     save_remote_settings,
 )
+from tests.assets import assets_dir
 
-VENDORED_HEADER = (Path.home() / ".cache/hearth-test-assets/llama_cpp_python-0.3.36/vendor/llama.cpp"
-                   / "ggml/include/ggml-rpc.h")
+VENDORED_HEADER = assets_dir() / "llama_cpp_python-0.3.36/vendor/llama.cpp/ggml/include/ggml-rpc.h"
 
 
 def free_port() -> int:
