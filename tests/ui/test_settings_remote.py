@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication
@@ -81,3 +82,32 @@ def test_test_connection_shows_devices_and_free_memory_without_blocking(
         server.stop()
     with socket.socket() as s:  # nothing left listening on the closed port
         assert s.connect_ex(("127.0.0.1", closed)) != 0
+
+
+@pytest.mark.slow
+def test_the_window_loads_over_the_saved_machines_and_names_one_that_is_down(
+    qtbot: QtBot, context: AppContext, smollm2: Path
+) -> None:
+    from app.engine.rpc import RemoteSettings, parse_endpoints, save_remote_settings
+    from app.ui.chat.engine_link import EngineLink, describe_load
+
+    first, second = start_rpc_server(), start_rpc_server()
+    link = EngineLink()
+    try:
+        save_remote_settings(context.dirs.settings_file,
+                             RemoteSettings(parse_endpoints([first.endpoint, second.endpoint])))
+        with qtbot.waitSignal(link.loaded, timeout=120000) as loaded:
+            link.load(str(smollm2))
+        info = loaded.args[0]
+        assert info.split.startswith(f"30 layers: 16 on {first.endpoint} (device 0), 14 on {second.endpoint}")
+        assert link.plan is not None
+        assert f"on {first.endpoint} (device 0)" in describe_load(info, link.plan)
+        link.unload()
+        second.stop()
+        with qtbot.waitSignal(link.load_failed, timeout=60000) as failed:
+            link.load(str(smollm2))
+        assert failed.args[0].startswith(f"{second.endpoint}: nothing is listening there")
+    finally:
+        link.shutdown()
+        first.stop()
+        second.stop()
