@@ -109,3 +109,9 @@ def test_a_bad_rpc_address_is_one_line(tmp_path: Path, value: str) -> None:
     result = hearth("chat", str(model), "-p", "hi", "--no-save", "--rpc", value)
     assert result.returncode == 1
     assert result.stderr.startswith("hearth: error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_device_lists_the_ones_here() -> None:
+    result = hearth("rpc-server", "--device", "NOPE", "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "hearth: error: no device named 'NOPE' here; this machine has: CPU"
