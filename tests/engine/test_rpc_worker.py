@@ -67,3 +67,20 @@ def test_a_local_load_after_a_split_one_leaves_the_servers_alone(tmp_path: Path)
         first.stop()
         second.stop()
     assert local == split
+
+
+@pytest.mark.slow
+def test_the_plan_counts_the_remote_machines_free_memory(tmp_path: Path) -> None:
+    from app.engine.chat_session import plan_load
+    from app.engine.gguf_meta import read_gguf_metadata
+
+    model = write_tiny_gguf(tmp_path / "tiny.gguf", n_layer=4)
+    server = start_rpc_server()
+    try:
+        settings, plan = plan_load(model, read_gguf_metadata(model), ctx=256, rpc=[server.endpoint])
+    finally:
+        server.stop()
+    assert settings.rpc == (server.endpoint,)
+    assert settings.n_gpu_layers == 5  # every block and the output layer go to the remote machine
+    assert plan.split == f"4 layers: 4 on {server.endpoint} (device 0)"
+    assert str(plan).startswith(f"4 layers: 4 on {server.endpoint} (device 0) · ")
