@@ -96,3 +96,36 @@ def test_hearth_chat_with_rpc_prints_the_split_and_the_reply(
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert f"on {first.endpoint} (device 0)" in result.stderr and f"on {second.endpoint}" in result.stderr
+
+
+def test_hearth_chat_keeps_the_partial_reply_when_a_server_dies(
+    smollm2: Path, two_servers: tuple[RpcServer, RpcServer]
+) -> None:
+    from app.chats.store import ChatStore
+    from app.paths import app_dirs
+
+    first, second = two_servers
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "app", "chat", str(smollm2), "-p", "Write a very long story about a dragon.",
+         "--temp", "0", "--max-tokens", "400", "--ctx", "1024", "--threads", "1",
+         "--rpc", f"{first.endpoint},{second.endpoint}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert chat.stdout is not None
+        shown = chat.stdout.read(8)  # the reply has started streaming
+        os.kill(second.process.pid, signal.SIGKILL)
+        out, err = chat.communicate(timeout=120)
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+    shown += out
+    assert chat.returncode == 1
+    assert err.strip().splitlines()[-1].startswith(
+        f"hearth: error: Lost the remote machine {second.endpoint} while generating a reply")
+    assert "Traceback" not in err
+    with ChatStore(app_dirs().chats_db) as store:
+        (stored,) = store.list_chats()
+        user, reply = store.messages(stored.id)
+    assert user.content == "Write a very long story about a dragon."
+    assert reply.status == "error" and len(reply.content) >= 8
+    assert shown.strip().startswith(reply.content.strip()[:8])
