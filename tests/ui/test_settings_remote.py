@@ -76,7 +76,7 @@ def test_test_connection_shows_devices_and_free_memory_without_blocking(
             assert "testing" in section.list.item(0).text()
         good, bad = section.list.item(0).text(), section.list.item(1).text()
         assert "✓ device 0:" in good and "GB free of" in good
-        assert f"✗ 127.0.0.1:{closed}: nothing is listening there" in bad
+        assert f"127.0.0.1:{closed}  ·  ✗ nothing is listening there" in bad
         assert f"Could not use 127.0.0.1:{closed}" in section.status.text()
     finally:
         server.stop()

@@ -27,7 +27,7 @@ from app.engine.rpc import (
     save_remote_settings,
 )
 from app.ui.settings.remote_tester import RemoteTester
-from app.ui.theme import SPACE_M, SPACE_S, named
+from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, named
 
 INTRO = ("Spread a model that is too big for this computer over other machines running "
          "<code>hearth rpc-server</code>. Their memory counts when a model is loaded; the layers "
@@ -54,7 +54,9 @@ class RemoteMachinesSection(QFrame):
         self.remove_button = QPushButton("Remove")
         self.test_button = QPushButton("Test connection")
         self.list = named(QListWidget(), "RemoteMachineList")
-        self.list.setMinimumHeight(96)
+        self.list.setMinimumHeight(72)
+        self.list.setMaximumHeight(180)
+        self.list.setSpacing(SPACE_XS)
         self.status = named(QLabel(""), "Muted")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -177,7 +179,8 @@ class RemoteMachinesSection(QFrame):
     def _failed(self, endpoint: str, message: str) -> None:
         item = self._item(endpoint)
         if item is not None:
-            item.setText(f"{endpoint}  ·  ✗ {message}")
+            reason = message.removeprefix(f"{endpoint}: ").removeprefix(f"{endpoint} ")
+            item.setText(f"{endpoint}  ·  ✗ {reason}")
             item.setToolTip(message)
 
     def _finished(self) -> None:
@@ -186,4 +189,5 @@ class RemoteMachinesSection(QFrame):
         if failed:
             self._say(f"Could not use {', '.join(failed)}: see the list above.", error=True)
         else:
-            self._say("Every machine answered.")
+            self._say("Every machine answered. Load a model in Chat: the model bar shows how its layers "
+                      "are split.")
