@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import load_catalog
+from app.cli.terminal import safe_json, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.model_files import resolve_model_path
 from app.engine.protocol import LoadSettings, SamplingSettings
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model, load_catalog())
     result = measure(path, args)
     if args.json:
-        print(json.dumps(result))
+        print(safe_json(json.dumps(result)))
         return 0
     rows = [
         ("Hearth decode (worker + protocol + Qt signal)", f"{result['decode_tps']:.1f} tok/s"),
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         ("Memory: GUI process / worker", f"{result['rss_gui_mb']:.0f} MB / {result['rss_worker_mb']:.0f} MB"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{result['model']}: {args.threads} threads, ctx {args.ctx}, {args.tokens} tokens, "
+    print(f"{safe_line(result['model'])}: {args.threads} threads, ctx {args.ctx}, {args.tokens} tokens, "
           f"best of {args.rounds} alternating rounds")
     if result["split"]:
         print(f"  Hearth's model: {result['split']} (the raw loop runs on this machine alone)")

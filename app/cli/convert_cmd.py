@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.cli.download_cmd import ProgressBar, with_progress
+from app.cli.terminal import safe_line
 from app.convert import OUTPUT_TYPES, ConvertProgress
 from app.convert.sources import ConvertSource, convert_source, download_source, resolve_source
 from app.hub.transfer import Control
@@ -75,8 +76,8 @@ class ProgressLine:
 def _download(source: ConvertSource) -> int | None:
     """Fetch the branch with the download progress bar; an exit status when it stopped early."""
     assert source.request is not None
-    print(f"Fetching {source.title or source.request.label} ({source.request.repo}:{source.request.revision})…",
-          file=sys.stderr)
+    label = source.title or source.request.label
+    print(safe_line(f"Fetching {label} ({source.request.repo}:{source.request.revision})…"), file=sys.stderr)
 
     def work(control: Control, bar: ProgressBar) -> bool:
         def on_total(total: int) -> None:
@@ -99,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
         conversion = convert_source(source, args.out, args.out_type, args.template, progress=line)
     finally:
         line.close()
-    print(conversion.path)
+    print(safe_line(conversion.path, limit=None))
     return 0

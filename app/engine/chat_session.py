@@ -75,9 +75,10 @@ class ChatSession:
     chat_format: ChatFormat
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     chat_id: str = "default"
+    remedy: str | None = None  # "fold_system" / "merge_turns" for a template that refuses the history
 
     def prompt_for(self, history: Sequence[Message]) -> str:
-        return self.chat_format.render(history)
+        return self.chat_format.render(history, remedy=self.remedy)
 
     def reply(self, history: Sequence[Message], **sampling: Any) -> Iterator[str]:
         """Yield the assistant's reply to ``history`` as it streams (close early to stop it)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
-from app.engine.offload import SplitDevice, describe_split
+from app.engine.offload import SplitDevice, build_offloads, describe_split
 from app.engine.protocol import (
     EngineError,
     GenerationStats,
@@ -191,7 +191,7 @@ class LlamaRunner:
             bos_token=self.bos_text,
             eos_token=self.eos_text,
             add_bos=self.add_bos,
-            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            gpu_offload_supported=build_offloads(),
             load_s=time.perf_counter() - started,
             split=describe_split(mparams.n_gpu_layers, n_layer, split_devices) if s.rpc else "",
         )
@@ -255,6 +255,12 @@ class LlamaRunner:
             buffer = (llama_cpp.llama_token * capacity)()
             n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buffer, capacity, add_special, True)
         return list(buffer[:n])
+
+    def eog_texts(self) -> list[str]:
+        """The texts of every end-of-generation token in the vocabulary (llama.cpp's EOG set:
+        eos, eot, eom and markers such as ``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``)."""
+        is_eog = llama_cpp.llama_vocab_is_eog
+        return [self._token_text(t) for t in range(self.n_vocab) if is_eog(self.vocab, t)]
 
     def piece(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)

@@ -102,6 +102,10 @@ def variant_details_html(
             theme.text, theme.warn_soft,
         ))
     rows = [_row("Repository", f"<code>{escape(variant.repo)}</code>", theme=theme)]
+    if model.imported:
+        rows.append(_row("Source", f"{escape(model.source_label)}: added from "
+                         f"<code>{escape(model.imported_from or variant.repo)}</code>",
+                         "In your own catalogue; “Remove from catalogue” takes it out again.", theme))
     if variant.format == "gptq":
         rows += [
             _row("Branch", f"<code>{escape(variant.revision)}</code>", theme=theme),
@@ -135,6 +139,10 @@ def variant_details_html(
     if conversion is not None:
         rows.append(_row("Converted file", f"<code>{escape(str(conversion.path))}</code>", theme=theme))
     parts.append("<table cellspacing='0'>" + "".join(rows) + "</table>")
+    if variant.notes:
+        items = "".join(f"<li>{escape(n)}</li>" for n in variant.notes)
+        parts.append(_callout(f"<b>The model card and the Hub disagree</b><ul style='margin:0'>{items}</ul>",
+                              theme.text, theme.warn_soft))
 
     parts.append("<h3>What it needs</h3>")
     loader = GPTQ_LOADER if variant.format == "gptq" else variant.loader
@@ -149,6 +157,12 @@ def variant_details_html(
 
     template = model.template
     parts.append(f"<h3>Prompt format: {escape(template.name)}</h3>")
+    if template.id.endswith(("-card", "-gguf", "-plain")) and template.source:
+        parts.append(f"<p style='color:{theme.text_muted}'>{escape(template.source[:1].upper() + template.source[1:])}"
+                     "</p>")
+    elif model.imported:
+        parts.append(f"<p style='color:{theme.text_muted}'>The model card names this format: Hearth uses its own "
+                     f"{escape(template.name)}, the same prompt as its curated models.</p>")
     parts.append(
         f"<pre style='background:{theme.code_bg}; padding:8px; white-space:pre-wrap'>"
         f"{escape(template.format)}</pre>"
