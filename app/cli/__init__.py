@@ -75,8 +75,9 @@ def main(argv: Sequence[str]) -> int:
     handler: Handler | None = getattr(args, "func", None)
     if args.version:
         from app.engine.backend import backend_name
+        from app.engine.rpc_native import rpc_status
 
-        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()}")
+        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()} · {rpc_status()}")
         return 0
     if args.self_test:
         handler = _self_test

@@ -16,6 +16,7 @@ from app.engine.chat_session import ChatSession, plan_load
 from app.engine.client import EngineClient
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError
+from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
 from app.library.installed import resolve_model_path
@@ -64,6 +65,9 @@ def register(subparsers: Any) -> None:
                         help="do not record this conversation in the chat history")
     parser.add_argument("--chat", type=int, metavar="ID",
                         help="continue stored chat ID (see `hearth chats list`)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="spread the model's layers over these machines running `hearth rpc-server` "
+                        "(in proportion to their free memory)")
     add_remedy_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -92,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         extra["use_mlock"] = True
     if args.no_mmap:
         extra["use_mmap"] = False
-    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
+    rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if args.rpc else ()
+    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, rpc=rpc, **extra)
     if args.verbose:
         print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
                         f"prompt format {chat_format.label}"), file=sys.stderr)
@@ -104,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
             raise
     with EngineClient() as client:
         try:
-            client.load_model(settings)
+            info = client.load_model(settings)
         except EngineError as exc:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
+        if info.split:
+            print(safe_line(f"{chat_format.model_name}: {info.split}"), file=sys.stderr)
         session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=conversation.remedy)
         try:
             if args.prompt is not None:

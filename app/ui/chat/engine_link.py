@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal
 from app.engine.chat_session import plan_load
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+from app.engine.rpc import active_remote_machines
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
 from app.ui.workers import LatestWorker
@@ -37,7 +38,7 @@ def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
 def _plan(path: str) -> tuple[LoadSettings, OffloadPlan] | str:
     """Settings and offload plan for ``path``, or why it cannot be loaded (runs off the GUI thread)."""
     try:
-        return plan_load(Path(path), read_gguf_metadata(path))
+        return plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines())
     except HearthError as exc:
         return str(exc)
     except Exception as exc:  # a broken file or probe must not kill the page
