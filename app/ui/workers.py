@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 T = TypeVar("T")
 
 _POOL: QThreadPool | None = None
+_RUNNING: set[LatestWorker[Any]] = set()
 
 
 def pool() -> QThreadPool:
@@ -88,6 +89,16 @@ def create_worker(function: Callable[[], T], on_result: Callable[[T], None],
                   on_error: Callable[[Exception], None] | None = None,
                   parent: QObject | None = None) -> LatestWorker[T]:
     """Run ``function`` once off the GUI thread (a one-shot :class:`LatestWorker`)."""
-    worker: LatestWorker[T] = LatestWorker(on_result, on_error, parent)
+    def done(value: T) -> None:
+        _RUNNING.discard(worker)
+        on_result(value)
+
+    def failed(exc: Exception) -> None:
+        _RUNNING.discard(worker)
+        if on_error is not None:
+            on_error(exc)
+
+    worker: LatestWorker[T] = LatestWorker(done, failed, parent)
+    _RUNNING.add(worker)  # kept alive until it reports, even when the caller keeps no reference
     worker.submit(function)
     return worker

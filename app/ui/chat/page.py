@@ -115,6 +115,7 @@ class ChatPage(QWidget):
         layout.addWidget(self.settings)
 
         self._model_scan: LatestWorker[list[InstalledModel]] = LatestWorker(self.refresh_models, parent=self)
+        self._format_reader: LatestWorker[tuple[str, ChatFormat | None]] = LatestWorker(self._format_read, parent=self)
         self.frame_timer = QTimer(self, interval=FRAME_MS)
         self.frame_timer.timeout.connect(self._show_pending)
         self._wire()
@@ -185,6 +186,7 @@ class ChatPage(QWidget):
         models += [m for m in self._opened if m.path.resolve() not in known]
         current = self.model_bar.current_path()
         self.model_bar.set_models(models, current)
+        self._read_format_ahead(self.model_bar.current_path())
         starter = self.context.catalog.starter()
         self.welcome.set_models([m.name for m in models], starter.name if starter else None)
 
@@ -201,6 +203,24 @@ class ChatPage(QWidget):
                 return None
         return self._formats[path]
 
+    def _read_format_ahead(self, path: str | None) -> None:
+        """Read the chosen model's header and template off the GUI thread, before the chat needs them."""
+        if path is None or path in self._formats:
+            return
+        catalog, models_dir = self.context.catalog, self.context.dirs.models
+
+        def read() -> tuple[str, ChatFormat | None]:
+            try:
+                return path, resolve_chat_format(Path(path), catalog, models_dir=models_dir)
+            except HearthError:
+                return path, None  # said when the chat needs it (chat_format without quiet)
+        self._format_reader.submit(read)
+
+    def _format_read(self, result: tuple[str, ChatFormat | None]) -> None:
+        path, chat_format = result
+        if chat_format is not None:
+            self._formats.setdefault(path, chat_format)
+
     def load_model(self, path: str) -> None:
         self._end_generation()
         self.model_bar.select(path)
@@ -208,6 +228,7 @@ class ChatPage(QWidget):
         self.engine.load(path)
 
     def _model_chosen(self, path: str) -> None:
+        self._read_format_ahead(path)
         if self.chat is not None:
             self._save_chat_model(path)
         self._show_settings_for_chat()
