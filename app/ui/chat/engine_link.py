@@ -46,7 +46,10 @@ def _plan(path: str) -> tuple[LoadSettings, OffloadPlan] | str:
 
 
 class EngineLink(QObject):
-    """The page's view of the engine: which request is running, and what happened to it.
+    """The page's view of the engine: load planning, and what happened to the reply it asked for.
+
+    The request identity, stale results and token batching are the engine controller's
+    (``app.engine.controller``, through the adapter); this keeps no copy of them.
 
     The worker process starts on the first load, not when the page is built.
 
@@ -70,7 +73,6 @@ class EngineLink(QObject):
         super().__init__(parent)
         self._adapter: EngineAdapter | None = None
         self._loading = False
-        self._request: int | None = None
         self.info: ModelInfo | None = None
         self.plan: OffloadPlan | None = None
         self._planner: LatestWorker[tuple[LoadSettings, OffloadPlan] | str] = LatestWorker(self._planned, parent=self)
@@ -118,11 +120,10 @@ class EngineLink(QObject):
 
     def generate(self, prompt: str, stop: Sequence[str], sampling: SamplingSettings,
                  chat_id: str) -> int:
-        self._request = self._ensure().generate(prompt, stop, sampling, chat_id)
-        return self._request
+        return self._ensure().generate(prompt, stop, sampling, chat_id)
 
     def stop(self, request_id: int) -> None:
-        if self._adapter is not None and request_id == self._request:
+        if self._adapter is not None and request_id == self._adapter.request_id:
             self._adapter.stop()
 
     def shutdown(self) -> None:
@@ -140,8 +141,12 @@ class EngineLink(QObject):
             self._loading = False
             self.load_failed.emit(message)
             return
-        request, self._request = self._request, None
-        self.failed.emit(request if request is not None else -1, message)
+        self.failed.emit(self._ended(), message)
+
+    def _ended(self) -> int:
+        """The reply the adapter just ended (-1 when none was running)."""
+        request = self._adapter.ended_request if self._adapter is not None else None
+        return request if request is not None else -1
 
     def _on_crashed(self, message: str) -> None:
         self.info = None
@@ -149,8 +154,7 @@ class EngineLink(QObject):
             self._loading = False
             self.load_failed.emit(message)
         else:
-            request, self._request = self._request, None
-            self.failed.emit(request if request is not None else -1, message)
+            self.failed.emit(self._ended(), message)
         self.unloaded.emit()
 
     def _on_unloaded(self) -> None:
@@ -158,10 +162,11 @@ class EngineLink(QObject):
         self.unloaded.emit()
 
     def _on_tokens(self, text: str) -> None:
-        if self._request is not None and text:
-            self.tokens.emit(self._request, text)
+        request = self._adapter.request_id if self._adapter is not None else None
+        if request is not None and text:
+            self.tokens.emit(request, text)
 
     def _on_finished(self, stats: object) -> None:
-        request, self._request = self._request, None
-        if request is not None:
+        request = self._ended()
+        if request != -1:
             self.done.emit(request, stats)

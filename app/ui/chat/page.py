@@ -59,7 +59,7 @@ class ChatPage(QWidget):
         self.request_id: int | None = None
         self.reply: Reply | None = None
         self.last_prompt = ""
-        self._pending = ""
+        self._unshown = False  # text in the reply that the view does not show yet
         self._send_after_load: str | None = None
         self._formats: dict[str, ChatFormat] = {}
         # Model files opened from elsewhere (a file association, "Open with"): offered this session.
@@ -460,17 +460,20 @@ class ChatPage(QWidget):
         self.messages.live_id = reply.message_id
         self.last_prompt = prompt
         self.settings.show_prompt(prompt)
-        self._pending = ""
+        self._unshown = False
         self.request_id = self.engine.generate(prompt, chat_format.stop, sampling, str(self.chat.id))
         self.composer.set_generating(True)
         self.frame_timer.start()
 
     def _tokens(self, request_id: int, text: str) -> None:
-        if request_id == self.request_id:
-            self._pending += text
+        # The engine controller already batched the tokens (once a frame): they go to the reply as
+        # they come; the view catches up in _show_pending.
+        if request_id == self.request_id and self.reply is not None:
+            self.reply.append(text)
+            self._unshown = True
 
     def _show_pending(self) -> None:
-        """Once a frame: move the text that arrived to the store writer and the view.
+        """Once a frame: show the text that arrived (the reply's writer saves it in batches).
 
         Laying out a long reply costs more as it grows; after an expensive update the next
         one waits twice as long, so the GUI always keeps most of its time for the user.
@@ -479,9 +482,8 @@ class ChatPage(QWidget):
         if writer is None:
             return
         now = time.monotonic()
-        if self._pending and now >= self._render_after:
-            writer.append(self._pending)
-            self._pending = ""
+        if self._unshown and now >= self._render_after:
+            self._unshown = False
             self.messages.update_message(writer.message_id, content=writer.text)
             row = self.messages.row_of(writer.message_id)
             if row is not None:
@@ -494,9 +496,7 @@ class ChatPage(QWidget):
         reply = self.reply
         self.frame_timer.stop()
         if reply is not None:
-            if self._pending:
-                reply.append(self._pending)
-                self._pending = ""
+            self._unshown = False
             message = reply.finish(status, stats)
             self.messages.live_id = None
             self.messages.update_message(message.id, content=message.content, status=status,

@@ -53,6 +53,7 @@ class EngineAdapter(QObject):
     def __init__(self, parent: QObject | None = None, engine: Engine | None = None) -> None:
         super().__init__(parent)
         self.delivered_tokens = 0
+        self.ended_request: int | None = None  # the reply the last finished/failed/crashed signal ended
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
@@ -96,6 +97,7 @@ class EngineAdapter(QObject):
     def _end_reply(self) -> None:
         self._flush_timer.stop()
         self._flush()
+        self.ended_request = self.controller.request_id
         self.controller.end()
 
     # ---- commands (GUI thread) ----------------------------------------------------------------
