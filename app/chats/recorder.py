@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from app.chats.records import in_history
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore
 from app.templates.prompt import Message
@@ -98,14 +99,10 @@ class ChatRecorder:
         return self.store.chat(self.chat_id).system_message
 
     def history(self) -> list[Message]:
-        """Earlier turns of the continued chat (complete or stopped text), oldest first."""
+        """Earlier turns of the continued chat, oldest first, by the one history rule (:func:`in_history`)."""
         if self.store is None or self.chat_id is None:
             return []
-        return [
-            Message(m.role, m.content)
-            for m in self.store.messages(self.chat_id)
-            if m.role in ("user", "assistant", "system") and (m.content or m.role == "user")
-        ]
+        return [Message(m.role, m.content) for m in self.store.messages(self.chat_id) if in_history(m)]
 
     def user(self, text: str) -> None:
         """Save the user's message (committed before this returns)."""

@@ -48,3 +48,12 @@ class StoredMessage:
     tokens: int | None = None
     tokens_per_s: float | None = None
     model: str | None = None
+
+
+def in_history(message: StoredMessage) -> bool:
+    """The one rule for what the model sees again: every user message, and each assistant reply
+    with text that did not fail. Stopped and interrupted replies count (their text is real);
+    a failed reply, or one still being written, does not."""
+    if message.role == "user":
+        return True
+    return message.role == "assistant" and message.status not in ("error", "streaming") and bool(message.content)

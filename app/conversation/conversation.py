@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.chats.records import Chat, StoredMessage
+from app.chats.records import Chat, StoredMessage, in_history
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
 from app.conversation.settings import ChatSettings, effective_system
@@ -19,15 +19,6 @@ from app.engine.chat_format import ChatFormat
 from app.engine.protocol import GenerationStats
 from app.engine.sampling import MergedSampling, sampling_values
 from app.templates.prompt import Message
-
-
-def in_history(message: StoredMessage) -> bool:
-    """The one rule for what the model sees again: every user message, and each assistant reply
-    with text that did not fail. Stopped and interrupted replies count (their text is real);
-    a failed reply, or one still being written, does not."""
-    if message.role == "user":
-        return True
-    return message.role == "assistant" and message.status not in ("error", "streaming") and bool(message.content)
 
 
 class Reply:
