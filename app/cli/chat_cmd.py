@@ -131,10 +131,11 @@ def open_conversation(args: argparse.Namespace) -> Conversation:
 
     The same :class:`Conversation` as the window's, so the same chat builds the same prompt.
     """
-    if args.no_save:
-        conversation = Conversation.detached(
-            ChatStore.open_default() if args.chat is not None else None, args.chat
-        )
+    if args.no_save and args.chat is None:
+        conversation = Conversation.detached(None, None)  # no chat file is opened at all
+    elif args.no_save:
+        with ChatStore.open_default() as stored:  # read once, copied to memory, closed
+            conversation = Conversation.detached(stored, args.chat)
     else:
         store = ChatStore.open_default()
         try:
