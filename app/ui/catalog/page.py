@@ -42,7 +42,7 @@ COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
 
 
 class HardwareProbe(QObject):
-    """Detects RAM and GPUs on a pool thread (nvidia-smi can take a while).
+    """Detects RAM and GPUs on a pool thread (the first ggml device query loads llama.cpp: too slow for the GUI).
 
     Signals:
         detected(Hardware): the machine's memory, delivered on the GUI thread.
