@@ -1,14 +1,20 @@
 """The one answer to "which GPUs can Hearth use here": ggml's device list, NVML only where ggml cannot say.
 
 The catalogue's fit badges and the engine's offload plan both read :func:`detect_devices`, so they
-cannot disagree. Call it off the GUI thread: the first call loads llama.cpp's library.
+cannot disagree. Call it off the GUI thread: the first call loads llama.cpp's library. The GUI asks in a
+child process (:func:`isolate_queries`): its own process then never loads llama.cpp or holds a GPU context.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-from dataclasses import dataclass
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 NO_BUILD_SUPPORT = "this llama.cpp build has no GPU support"
@@ -204,7 +210,67 @@ def report_from(view: GgmlView | None, nvml: tuple[GpuDevice, ...] | None) -> De
 
 def detect_devices() -> DeviceReport:
     """This machine's usable GPUs as this llama.cpp build sees them (slow the first time: off the GUI thread)."""
+    if _isolated:
+        report = detect_devices_in_child()
+        if report is not None:
+            return report
+    return _detect_here()
+
+
+def _detect_here() -> DeviceReport:
     view = ggml_view()
     needs_nvml = view is None or not view_offloads(view) or view.devices is None or not any(
         d.kind in _LOCAL_GPU_TYPES for d in view.devices)
     return report_from(view, nvml_gpus() if needs_nvml else None)
+
+
+# ---- asking in a child process (the GUI) --------------------------------------------------------
+
+_isolated = False
+PROBE_TIMEOUT_S = 60.0
+
+
+def isolate_queries(enabled: bool = True) -> None:
+    """Make :func:`detect_devices` ask a child process (the GUI: no llama.cpp, no GPU context in it)."""
+    global _isolated
+    _isolated = enabled
+
+
+def probe_command() -> list[str]:
+    """This Python on this module; the bundled app answers ``--device-probe`` (app/__main__.py)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--device-probe"]
+    return [sys.executable, "-m", "app.catalog.devices"]
+
+
+def report_to_json(report: DeviceReport) -> str:
+    return json.dumps(asdict(report))
+
+
+def report_from_json(text: str) -> DeviceReport:
+    data = json.loads(text)
+    gpus = tuple(GpuDevice(**d) for d in data["devices"])
+    return DeviceReport(bool(data["offload"]), gpus, str(data["source"]), str(data["reason"]),
+                        tuple(data["unusable"]))
+
+
+def detect_devices_in_child() -> DeviceReport | None:
+    """:func:`detect_devices` in a child process; None when the child fails (the caller asks in-process)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run(probe_command(), capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+                              env=env, check=True, stdin=subprocess.DEVNULL)
+        return report_from_json(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def main() -> int:
+    """Print this machine's :class:`DeviceReport` as one JSON line (the child side of the GUI's question)."""
+    print(report_to_json(_detect_here()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -227,3 +227,34 @@ def test_cli_fits_ignores_a_card_the_build_cannot_use(tmp_path: Path) -> None:
     assert described.returncode == 0, described.stderr
     counts = next(s for s in described.stdout.splitlines() if "this machine:" in s).split(" · ")[0]
     assert line.split(" · ")[0] == counts  # "N variants of M models"
+
+
+def test_the_gui_asks_in_a_child_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Isolated, the answer comes from a child (which sees the fake NVML on its path), and llama.cpp stays out."""
+    here = devices.detect_devices()
+    monkeypatch.setattr(devices, "_isolated", True)
+    assert devices.detect_devices() == here  # the same answer, asked in a child
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "pynvml.py").write_text(textwrap.dedent("""
+        from types import SimpleNamespace
+        def nvmlInit(): pass
+        def nvmlShutdown(): pass
+        def nvmlDeviceGetCount(): return 1
+        def nvmlDeviceGetHandleByIndex(i): return i
+        def nvmlDeviceGetName(h): return b"NVIDIA H200"
+        def nvmlDeviceGetMemoryInfo(h): return SimpleNamespace(total=141 * 10**9, free=140 * 10**9, used=0)
+    """), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    child = devices.detect_devices()
+    assert child.reason == NO_BUILD_SUPPORT and child.unusable == ("NVIDIA H200",)
+    monkeypatch.setattr(devices, "probe_command", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
+    assert devices.detect_devices() == here  # a failed child: asked here instead
+    script = ("import sys; from app.catalog import devices; devices.isolate_queries()\n"
+              "from app.catalog.hardware import detect_hardware; print(detect_hardware().summary())\n"
+              "print('llama_cpp' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    summary, llama_loaded = result.stdout.splitlines()
+    assert NO_BUILD_SUPPORT in summary and llama_loaded == "False"
