@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.catalog.devices import (
-    NO_BUILD_SUPPORT,
-    NO_GPU_FOUND,
-    GpuDevice,
-    build_offloads,
-    detect_devices,
-    local_gpu_backends,
-)
+# One hardware truth: the engine asks the same device list as the catalogue's fit badges.
+from app.catalog.devices import NO_BUILD_SUPPORT, NO_GPU_FOUND, GpuDevice, detect_devices
+from app.catalog.devices import build_offloads as build_offloads
+from app.catalog.devices import local_gpu_backends as local_gpu_backends
 from app.engine.gguf_meta import GGUFMetadata
-
-__all__ = ["GpuDevice", "build_offloads", "local_gpu_backends"]  # the engine's names for the catalogue's answer
 
 GB = 1e9
 DEFAULT_MARGIN = 512 * 2**20
