@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 
+from app.engine.llama_runner import amx_cpu
 from app.engine.templates import Message
 
 BENCH_PROMPT = (
@@ -45,6 +46,7 @@ def raw_decode(
     """
     mparams = llama_cpp.llama_model_default_params()
     mparams.n_gpu_layers = 0
+    mparams.use_extra_bufts = not amx_cpu()  # as Hearth's worker does (AMX crashes on some VMs)
     model = llama_cpp.llama_model_load_from_file(path.encode(), mparams)
     if not model:
         raise RuntimeError(f"could not load {path}")

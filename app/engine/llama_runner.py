@@ -149,6 +149,7 @@ class LlamaRunner:
         mparams.n_gpu_layers = s.n_gpu_layers if s.n_gpu_layers >= 0 else 999
         mparams.use_mmap = s.use_mmap
         mparams.use_mlock = s.use_mlock
+        mparams.use_extra_bufts = not amx_cpu()
         model = llama_cpp.llama_model_load_from_file(s.path.encode(), mparams)
         if not model:
             raise self._load_error(f"llama.cpp could not load {s.path}")
@@ -435,6 +436,18 @@ class LlamaRunner:
             if tail or unsent:
                 emit(tail, unsent)
         return stats(reason, generated, first)
+
+
+def amx_cpu() -> bool:
+    """Whether the CPU reports AMX tiles. llama.cpp's AMX weight buffers (Q4_0, Q4_1, Q8_0, K-quants)
+    crash with a general-protection fault in the first prompt evaluation on such VMs (seen on a
+    Firecracker guest of a Sapphire Rapids host), so Hearth loads without llama.cpp's extra buffer
+    types there: plain CPU kernels, a little slower for prompts, never a crash."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_tile" in line for line in cpuinfo)
+    except OSError:
+        return False
 
 
 def default_threads() -> int:
