@@ -439,10 +439,12 @@ class LlamaRunner:
 
 
 def amx_cpu() -> bool:
-    """Whether llama.cpp was built with AMX kernels and the CPU reports AMX tiles. llama.cpp's AMX weight buffers (Q4_0, Q4_1, Q8_0, K-quants)
-    crash with a general-protection fault in the first prompt evaluation on such VMs (seen on a
-    Firecracker guest of a Sapphire Rapids host), so Hearth loads without llama.cpp's extra buffer
-    types there: plain CPU kernels, a little slower for prompts, never a crash."""
+    """Whether llama.cpp was built with AMX kernels and the CPU reports AMX tiles.
+
+    llama.cpp's AMX weight buffers (Q4_0, Q4_1, Q8_0, K-quants) crash with a general-protection
+    fault in the first prompt evaluation on such VMs (seen on a Firecracker guest of a Sapphire
+    Rapids host), so Hearth loads without llama.cpp's extra buffer types there: plain CPU kernels,
+    a little slower for prompts, never a crash."""
     if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():  # a build without AMX kernels
         return False
     try:
