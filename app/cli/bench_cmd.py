@@ -31,9 +31,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threads", type=threads_arg, default="auto", metavar="N|auto",
                         help="Hearth's CPU threads (default auto); the bare loop runs a fixed N, or with "
                         "auto llama.cpp's default (physical cores)")
-    parser.add_argument("--load", type=int, default=0, metavar="N",
+    parser.add_argument("--load", type=int, default=None, metavar="N",
                         help="start N busy processes (ended by the bench) and compare decode speed with "
-                        "llama.cpp at its default thread count under the same load, alternating runs")
+                        "llama.cpp at its default thread count under the same load, alternating runs; "
+                        "--load 0 makes the same comparison on the machine as it is")
     parser.add_argument("--load-limit", type=float, default=1800, metavar="S",
                         help="the busy processes end by themselves after S seconds (default 1800)")
     parser.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
@@ -206,9 +207,9 @@ def _print_load(result: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model, load_catalog())
-    if args.load < 0 or args.rounds < 1 or args.tokens < 2:
+    if (args.load is not None and args.load < 0) or args.rounds < 1 or args.tokens < 2:
         raise HearthError("--load must be 0 or more, --rounds at least 1 and --tokens at least 2")
-    if args.load:
+    if args.load is not None:
         result = measure_load(path, args)
         if args.json:
             print(json.dumps(result))

@@ -93,17 +93,22 @@ def _darwin_performance_cores() -> int | None:
 
 
 def usable_cores() -> CoreCount:
-    """Performance cores on a hybrid CPU, else physical cores (llama.cpp is slower on hyper-threads)."""
+    """Performance cores on a hybrid CPU, else physical cores (llama.cpp is slower on hyper-threads),
+    no more than the CPUs this process may run on (taskset, container limits)."""
     import psutil
 
     performance = performance_cores()
     if performance:
-        return CoreCount(performance, f"{performance} performance core{'s' * (performance > 1)}")
-    physical = psutil.cpu_count(logical=False)
-    if physical:
-        return CoreCount(physical, f"{physical} physical core{'s' * (physical > 1)}")
-    logical = psutil.cpu_count() or os.cpu_count() or 1
-    return CoreCount(logical, f"{logical} core{'s' * (logical > 1)}")
+        found = CoreCount(performance, f"{performance} performance core{'s' * (performance > 1)}")
+    elif physical := psutil.cpu_count(logical=False):
+        found = CoreCount(physical, f"{physical} physical core{'s' * (physical > 1)}")
+    else:
+        logical = psutil.cpu_count() or os.cpu_count() or 1
+        found = CoreCount(logical, f"{logical} core{'s' * (logical > 1)}")
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else found.cores
+    if 0 < allowed < found.cores:
+        return CoreCount(allowed, f"{allowed} CPU{'s' * (allowed > 1)} this process may use")
+    return found
 
 
 class LoadSample:

@@ -218,3 +218,12 @@ def test_thread_settings_parse() -> None:
     assert parse_threads("3") == 3
 
 
+
+
+def test_usable_cores_respects_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from app.engine.thread_start import usable_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert usable_cores() == CoreCount(1, "1 CPU this process may use")
