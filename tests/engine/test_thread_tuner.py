@@ -223,7 +223,12 @@ def test_thread_settings_parse() -> None:
 def test_usable_cores_respects_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from app.engine.thread_start import usable_cores
+    import psutil
 
+    from app.engine import thread_start
+
+    monkeypatch.setattr(thread_start, "performance_cores", lambda: None)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8)
+    assert thread_start.usable_cores() == CoreCount(8, "8 physical cores")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
-    assert usable_cores() == CoreCount(1, "1 CPU this process may use")
+    assert thread_start.usable_cores() == CoreCount(1, "1 CPU this process may use")
