@@ -229,6 +229,7 @@ def test_usable_cores_respects_the_cpus_this_process_may_use(monkeypatch: pytest
 
     monkeypatch.setattr(thread_start, "performance_cores", lambda: None)
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert thread_start.usable_cores() == CoreCount(8, "8 physical cores")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
     assert thread_start.usable_cores() == CoreCount(1, "1 CPU this process may use")
