@@ -28,7 +28,8 @@ class TunerConfig:
     confirm: int = 2  # ...in this many windows in a row
     base_windows: int = 3  # windows at the current count before probing against it
     change: float = 1.3  # a window this much slower or faster than the settled baseline means the machine changed
-    contended_share: float = 0.8  # our threads got less than this share of their CPU time: someone competes
+    contended_share: float = 0.75  # our threads got less than this share of their CPU time: someone competes...
+    free_share: float = 0.9  # ...and above this, nobody does (in between: as before, so noise cannot flip it)
 
 
 DECODE_CONFIG = TunerConfig()
@@ -115,7 +116,13 @@ class ThreadTuner:
         if self.probing is not None:
             self._judge_probe(self.probing, per_token)
         else:
-            self._steady(per_token, share < self.config.contended_share)
+            if share < self.config.contended_share:
+                contended = True
+            elif share > self.config.free_share:
+                contended = False
+            else:
+                contended = bool(self._contended)
+            self._steady(per_token, contended)
 
     def _steady(self, per_token: float, contended: bool) -> None:
         self._recent.append(per_token)

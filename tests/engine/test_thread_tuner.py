@@ -34,7 +34,7 @@ class FakeMachine:
         return self.cpu
 
     def run(self, tuner: ThreadTuner, tokens: int, costs: dict[int, float], *, share: float = 1.0,
-            noise: float = 0.0, spikes: float = 0.0) -> list[int]:
+            noise: float = 0.0, spikes: float = 0.0, share_noise: float = 0.0) -> list[int]:
         """Decode ``tokens`` tokens; return the thread count used for each."""
         used = []
         tuner.start()
@@ -45,7 +45,7 @@ class FakeMachine:
             if spikes and self.rng.random() < spikes:
                 cost *= 4  # the OS ran something else for a moment
             self.now += cost
-            self.cpu += cost * n * share
+            self.cpu += cost * n * share * (1 + self.rng.uniform(-share_noise, share_noise))
             tuner.tick(1)
         return used
 
@@ -89,6 +89,14 @@ def test_noise_does_not_make_it_flap() -> None:
     tuner2 = make(machine2)
     machine2.run(tuner2, 3000, IDLE, noise=0.2, spikes=0.08)
     assert tuner2.switches == 0 and tuner2.current == 4
+
+
+def test_a_cpu_share_near_the_threshold_does_not_restart_the_search() -> None:
+    machine = FakeMachine(seed=5)
+    tuner = make(machine, start=2, top=2)
+    used = machine.run(tuner, 3000, {1: 0.013, 2: 0.008}, share=0.82, share_noise=0.1, noise=0.05)
+    assert tuner.switches == 0
+    assert used.count(1) / len(used) < 0.03  # a few probes, backing off; not a search every window
 
 
 def test_idle_cost_is_under_two_percent() -> None:
