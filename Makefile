@@ -12,8 +12,13 @@ HEARTH_TEST_ASSETS ?= $(HOME)/.cache/hearth-test-assets
 export HEARTH_TEST_ASSETS
 # llama.cpp build options for pip's compile of llama-cpp-python (the packaging workflow uses the same).
 # RPC: the backend that splits one model across machines (hearth rpc-server, --rpc HOST:PORT).
-CMAKE_ARGS ?= -DGGML_RPC=on
+# -U__AMX_INT8__: leave out ggml's AMX matmul, which -march=native turns on for Sapphire Rapids CPUs and which
+# crashes (SIGSEGV in ggml_backend_amx_mul_mat, llama.cpp issue 20824, unfixed) on Q4_K models.
+CMAKE_ARGS ?= -DGGML_RPC=on -DCMAKE_C_FLAGS=-U__AMX_INT8__ -DCMAKE_CXX_FLAGS=-U__AMX_INT8__
 export CMAKE_ARGS
+LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"\(llama-cpp-python==[^"]*\)".*/\1/p' pyproject.toml)
+# pip's wheel cache does not know CMAKE_ARGS: build without it, once per version and set of options.
+LLAMA_STAMP := $(VENV)/.stamp-llama-$(shell echo '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint check-core package clean
 
@@ -21,11 +26,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
-$(VENV)/.stamp-app: pyproject.toml | $(PY)
+$(LLAMA_STAMP): | $(PY)
+	$(PY) -m pip install --quiet --no-cache-dir --force-reinstall --no-deps '$(LLAMA_CPP_PYTHON)'
+	touch $@
+
+$(VENV)/.stamp-app: pyproject.toml $(LLAMA_STAMP) | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml | $(PY)
+$(VENV)/.stamp-dev: pyproject.toml $(LLAMA_STAMP) | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.stamp-app
 

@@ -123,7 +123,9 @@ def backend_name(offload: bool | None = None) -> str:
     lib_dir = Path(llama_cpp.__file__).parent / "lib"
     names = " ".join(p.name.lower() for p in lib_dir.glob("*")) if lib_dir.is_dir() else ""
     if offload is None:
-        offload = bool(llama_cpp.llama_supports_gpu_offload())
+        from app.engine.offload import build_offloads
+
+        offload = build_offloads()
     for marker, label in (("cuda", "CUDA"), ("metal", "Metal"), ("vulkan", "Vulkan"), ("hip", "ROCm")):
         if marker in names:
             return label if offload else f"CPU ({label} build, no GPU found)"

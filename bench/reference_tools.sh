@@ -19,7 +19,9 @@ fi
 if [ ! -d "$SRC" ]; then
     tar -xzf "$SDIST_DIR/llama_cpp_python-$VERSION.tar.gz" -C "$ASSETS"
 fi
+# The same options as Hearth's own build (Makefile CMAKE_ARGS): RPC on, ggml's AMX matmul left out.
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_RPC=ON \
+    -DCMAKE_C_FLAGS=-U__AMX_INT8__ -DCMAKE_CXX_FLAGS=-U__AMX_INT8__ \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >&2
 cmake --build "$BUILD" --config Release -j "$(nproc)" --target llama-bench llama-server rpc-server >&2
 echo "$BUILD/bin"

@@ -36,6 +36,9 @@ def icons() -> None:
     run(sys.executable, str(ROOT / "packaging" / "make_icons.py"), str(ICONS))
 
 
+METAINFO = "io.github.hearth.Hearth.metainfo.xml"  # AppStream: what software centres show
+
+
 def linux() -> list[Path]:
     bundle = DIST / "hearth"
     arch = os.uname().machine
@@ -53,6 +56,9 @@ def linux() -> list[Path]:
     apps = root / "usr" / "share" / "applications"
     apps.mkdir(parents=True)
     shutil.copy(ROOT / "packaging" / "linux" / "hearth.desktop", apps / "hearth.desktop")
+    metainfo = root / "usr" / "share" / "metainfo"
+    metainfo.mkdir(parents=True)
+    shutil.copy(ROOT / "packaging" / "linux" / METAINFO, metainfo / METAINFO)
     mime = root / "usr" / "share" / "mime" / "packages"
     mime.mkdir(parents=True)
     shutil.copy(ROOT / "packaging" / "linux" / "hearth-gguf.xml", mime / "hearth-gguf.xml")

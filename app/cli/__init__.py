@@ -25,11 +25,18 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import shtab
+
+    from app.cli.environment import epilog
+
     parser = argparse.ArgumentParser(
         prog="hearth",
         description="Chat with large language models on your own machine. "
         "With no command, Hearth opens its window.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a bash or zsh completion script and exit")
     parser.add_argument("--version", action="store_true", help="print the version and the llama.cpp backend")
     parser.add_argument("--self-test", action="store_true",
                         help="start offscreen, load a model, generate a few tokens, store a chat, and report")
@@ -59,7 +66,10 @@ def main(argv: Sequence[str]) -> int:
 
         return run_gui([], open_model=argv[0])
     parser = build_parser()
-    args = parser.parse_args(list(argv))
+    try:
+        args = parser.parse_args(list(argv))
+    except BrokenPipeError:  # `hearth --help | head`
+        return 0
     handler: Handler | None = getattr(args, "func", None)
     if args.version:
         from app.selftest import backend_name

@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
         "and stream its reply to PROMPT. Without -p, chat interactively (an empty line or "
         "Ctrl-D ends; Ctrl-C stops a reply).",
     )
-    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("model", metavar="MODEL", help="a .gguf file or an installed catalogue model id")
     parser.add_argument("-p", "--prompt", help="one message to answer, then exit")
     parser.add_argument("--system", help="system message (default: the catalogue's for this model)")
     parser.add_argument("--gpu-layers", type=_gpu_layers, default=None, metavar="N|auto",

@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("--format", choices=("md", "json"), default="md", help="default: md")
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE")
     importing = actions.add_parser("import", help="import chats from a JSON export")
-    importing.add_argument("file", type=Path, metavar="FILE")
+    importing.add_argument("file", type=Path, metavar="FILE",
+                           help="a JSON file written by `hearth chats export --format json`")
     parser.set_defaults(func=run, chats_parser=parser)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 import time
@@ -95,10 +97,22 @@ def with_progress(total: int, work: Callable[[Control, ProgressBar], T]) -> T | 
     return result
 
 
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to (COLUMNS when set; 80 when unknown)."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        columns = 0
+    return columns or shutil.get_terminal_size((80, 24)).columns
+
+
 class ProgressBar:
-    """One line on stderr, redrawn at most 10 times a second (a line every 5 s when not a terminal)."""
+    """One line on stderr that fits the terminal, redrawn at most 10 times a second (a line every 5 s
+    when not a terminal). A narrow terminal gets a shorter bar, then loses the phase, ETA and speed,
+    so the line never wraps (a wrapped line would print a new line per redraw)."""
 
     WIDTH = 28
+    MIN_WIDTH = 10
 
     def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self.total, self.done, self.stream = total, 0, stream
@@ -106,6 +120,7 @@ class ProgressBar:
         self.meter = RateMeter()
         self.phase = ""
         self._drawn = 0.0
+        self.columns: int | None = None  # fixed width (tests); None: ask the terminal at each draw
 
     def add(self, n: int) -> None:
         self.done += n
@@ -119,20 +134,30 @@ class ProgressBar:
         self.phase = text
         self.draw()
 
-    def line(self) -> str:
+    def line(self, columns: int | None = None) -> str:
+        """The progress line, at most ``columns - 1`` characters when a width is given."""
         frac = min(self.done / self.total, 1.0) if self.total else 0.0
-        filled = int(frac * self.WIDTH)
         speed = self.meter.speed
         eta = format_eta(eta_seconds(self.done, self.total, speed))
-        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {frac * 100:5.1f}% "
-                f"{human_size(self.done)} / {human_size(self.total)}  {format_speed(speed)}  ETA {eta}  {self.phase}")
+        head = f"{frac * 100:5.1f}% {human_size(self.done)} / {human_size(self.total)}"
+        tails = [f"  {format_speed(speed)}  ETA {eta}  {self.phase}".rstrip(),
+                 f"  {format_speed(speed)}  ETA {eta}", f"  ETA {eta}", ""]
+        room = None if columns is None else max(columns - 1, 1)
+        for tail in tails:
+            width = self.WIDTH if room is None else min(self.WIDTH, room - len(head) - len(tail) - 3)
+            if width >= self.MIN_WIDTH or (room is None):
+                filled = int(frac * width)
+                return f"[{'#' * filled}{'.' * (width - filled)}] {head}{tail}"
+        text = f"{head}{tails[2]}"  # too narrow for any bar
+        return text[:room] if room is not None else text
 
     def draw(self) -> None:
-        text = self.line()
         if self.tty:
-            self.stream.write("\r" + text[:160].ljust(160))
+            # Carriage return, the line sized to the terminal, then erase whatever an older, longer line left.
+            columns = self.columns or terminal_columns(self.stream)
+            self.stream.write("\r" + self.line(columns) + "\x1b[K")
         else:
-            self.stream.write(text + "\n")
+            self.stream.write(self.line() + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
+from app.engine.offload import build_offloads
 from app.engine.protocol import (
     EngineError,
     GenerationStats,
@@ -195,7 +196,7 @@ class LlamaRunner:
             bos_token=self.bos_text,
             eos_token=self.eos_text,
             add_bos=self.add_bos,
-            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            gpu_offload_supported=build_offloads(),
             load_s=time.perf_counter() - started,
             threads=threads.report(),
         )

@@ -43,6 +43,37 @@ class GpuSupport:
         return ", ".join(f"{d.description or d.name}: {d.free_bytes / GB:.1f} GB free" for d in self.devices)
 
 
+# Backend registries that are not a local GPU: RPC (remote machines) makes llama_supports_gpu_offload() true
+# in every build that has it, BLAS only speeds up the CPU.
+_NOT_LOCAL_GPU = ("CPU", "RPC", "BLAS")
+
+
+def local_gpu_backends() -> tuple[str, ...] | None:
+    """Names of this build's local GPU backends (CUDA, Metal, Vulkan, ...), or None when ggml cannot say."""
+    import llama_cpp
+
+    lib = llama_cpp.llama_cpp._lib
+    try:
+        count, get, name = lib.ggml_backend_reg_count, lib.ggml_backend_reg_get, lib.ggml_backend_reg_name
+    except AttributeError:
+        return None
+    count.restype = ctypes.c_size_t
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    names = ((name(get(index)) or b"").decode(errors="replace") for index in range(count()))
+    return tuple(n for n in names if n.upper() not in _NOT_LOCAL_GPU)
+
+
+def build_offloads() -> bool:
+    """Whether this llama.cpp build can put layers on a local GPU (RPC alone does not count)."""
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        return False
+    backends = local_gpu_backends()
+    return True if backends is None else bool(backends)
+
+
 def _ggml_devices() -> list[GpuDevice] | None:
     """GPU devices through ggml's backend device API, or None when the library lacks it."""
     import llama_cpp
@@ -86,9 +117,7 @@ def _nvidia_smi_devices() -> list[GpuDevice]:
 
 def detect_gpu() -> GpuSupport:
     """Whether llama.cpp can offload here, and each GPU's free memory."""
-    import llama_cpp
-
-    if not llama_cpp.llama_supports_gpu_offload():
+    if not build_offloads():
         return GpuSupport(False, ())
     devices = _ggml_devices()
     if devices is None:

@@ -7,8 +7,8 @@ import errno
 from app.errors import HearthError
 
 TOKEN_HELP = (
-    "set a Hugging Face access token (create one at https://huggingface.co/settings/tokens, "
-    "then run `hf auth login` or set the HF_TOKEN environment variable) and try again"
+    "sign in to Hugging Face with an access token (create one at https://huggingface.co/settings/tokens, "
+    "then use Sign in on Hearth's Downloads page, or run `hearth login`, or set HF_TOKEN) and try again"
 )
 
 
@@ -34,6 +34,10 @@ class AccessDenied(HubError):
 
 class HubUnreachable(HubError):
     """No connection to the Hub (offline, DNS, refused, offline mode)."""
+
+
+class HubProtocolError(HubError):
+    """The server answered, but not with valid HTTP (a broken mirror, proxy or captive portal)."""
 
 
 class HubTimeout(HubError):
@@ -128,6 +132,12 @@ def translate(
         return HubTimeout(
             f"the Hub stopped answering while fetching {path or where}: check your connection and retry; "
             "already downloaded bytes are kept"
+        )
+    if isinstance(exc, httpx2.ProtocolError):
+        host = endpoint or "the Hugging Face Hub"
+        return HubProtocolError(
+            f"{host} answered with something that is not valid HTTP ({exc}) while fetching {path or where}: "
+            "a proxy, captive portal or mirror (HF_ENDPOINT) is likely in the way; already downloaded bytes are kept"
         )
     if isinstance(exc, (httpx2.TransportError, ConnectionError)):
         host = endpoint or "the Hugging Face Hub"

@@ -1,17 +1,19 @@
 """Checksums computed while writing, whose state can be saved to disk and restored after a restart.
 
 The Hub gives LFS files a sha256 and other files a git blob id (sha1 of ``blob <size>\\0`` + bytes).
-hashlib cannot save a running sha256, so :class:`Sha256` uses OpenSSL's ``SHA256_CTX`` through ctypes
-when libcrypto is there (the state is 112 plain bytes); elsewhere it falls back to hashlib and a
-resumed file is hashed again from disk once.
+hashlib cannot save a running sha256, so :class:`Sha256` uses OpenSSL's ``SHA256_CTX`` through ctypes,
+from the very libcrypto hashlib loaded (the state is 112 plain bytes); where that library cannot be
+found (a static OpenSSL) it falls back to hashlib and a resumed file is hashed again from disk once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import ctypes.util
 import hashlib
+import os
 import queue
+import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -27,12 +29,37 @@ class RunningHash(Protocol):
     def state(self) -> bytes | None: ...
 
 
+def _linked_libcrypto() -> list[str]:
+    """The libcrypto that Python's own ``_hashlib`` loaded into this process (no other copy is ever
+    loaded: ``find_library("crypto")`` finds macOS's stub, which aborts the process when loaded)."""
+    import _hashlib  # noqa: F401  (loads the OpenSSL that hashlib itself uses)
+
+    paths: list[str] = []
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError), open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = [line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6]
+    elif sys.platform == "darwin":
+        libc = ctypes.CDLL(None)
+        libc._dyld_image_count.restype = ctypes.c_uint32
+        libc._dyld_get_image_name.restype = ctypes.c_char_p
+        libc._dyld_get_image_name.argtypes = [ctypes.c_uint32]
+        images = (libc._dyld_get_image_name(i) for i in range(libc._dyld_image_count()))
+        paths = [name.decode(errors="replace") for name in images if name]
+    else:
+        with contextlib.suppress(Exception):
+            import psutil
+
+            paths = [m.path for m in psutil.Process().memory_maps()]
+    found = [p for p in dict.fromkeys(paths) if "libcrypto" in os.path.basename(p).lower()]
+    return [p for p in found if os.path.isfile(p)]
+
+
 @lru_cache(maxsize=1)
 def _libcrypto() -> ctypes.CDLL | None:
-    """libcrypto with the SHA256 functions, if it saves and restores state correctly here."""
-    for name in (ctypes.util.find_library("crypto"), "libcrypto.so.3", "libcrypto.so"):
-        if not name:
-            continue
+    """hashlib's own libcrypto with the SHA256 functions, if it saves and restores state correctly here."""
+    if os.environ.get("HEARTH_RESUMABLE_SHA256", "1") == "0":
+        return None
+    for name in _linked_libcrypto():
         try:
             lib = ctypes.CDLL(name)
             for fn in ("SHA256_Init", "SHA256_Update", "SHA256_Final"):

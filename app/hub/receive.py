@@ -6,15 +6,32 @@ takes the first piece from httpx2 (h11 hands over everything it has buffered as 
 buffer is empty afterwards) and then ``recv_into``\\s the rest straight from the connection's socket
 into the caller's buffer. The connection is then not reusable; closing the response closes it.
 Anything else (HTTP/2, chunked or compressed bodies, TLS inside a proxy's TLS) reads through httpx2.
+``HEARTH_DIRECT_RECV=0`` turns the fast path off; so does :func:`turn_direct_off` for the rest of the
+process (the transfer calls it when a file read that way failed its checksum).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import Iterator
 
 import httpx2
+
+_direct_off = False
+
+
+def direct_enabled() -> bool:
+    """Whether bodies may be read straight from the socket (HEARTH_DIRECT_RECV=0 says no)."""
+    switch = os.environ.get("HEARTH_DIRECT_RECV", "1").strip().lower()
+    return not _direct_off and switch not in ("0", "false", "no", "off")
+
+
+def turn_direct_off() -> None:
+    """From now on, read every body through httpx2 (after the fast path produced a bad checksum)."""
+    global _direct_off
+    _direct_off = True
 
 
 def _direct_socket(response: httpx2.Response) -> socket.socket | None:
@@ -43,11 +60,12 @@ class BodyReader:
 
     def __init__(self, response: httpx2.Response, read_timeout: float) -> None:
         self._pieces: Iterator[bytes] = response.iter_raw()
-        self._sock = _direct_socket(response)
+        self._sock = _direct_socket(response) if direct_enabled() else None
         self._unread = int(response.headers.get("content-length") or 0)  # body bytes not yet taken
         self._timeout = read_timeout
         self._left = memoryview(b"")
         self._first_taken = False
+        self.socket_bytes = 0  # body bytes that came through the fast path
 
     @property
     def direct(self) -> bool:
@@ -61,6 +79,7 @@ class BodyReader:
                     return 0
                 n = self._recv_into(view[: self._unread])
                 self._unread -= n
+                self.socket_bytes += n
                 return n
             self._first_taken = True
             piece = next(self._pieces, None)

@@ -27,7 +27,7 @@ import httpx2
 from huggingface_hub import get_hf_file_metadata
 from huggingface_hub.utils import hf_raise_for_status
 
-from app.hub import disk, manifest, session
+from app.hub import disk, hf_cache, manifest, receive, session
 from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, is_disk_full, translate
 from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash
 from app.hub.listing import HubFile
@@ -155,6 +155,7 @@ class _Resume:
         self.offset = 0
         self.digest: RunningHash = new_hash(sha256=file.is_lfs, size=file.size)
         self.hasher: BackgroundHash | None = None
+        self.read_direct = False  # some bytes came through the socket fast path
         self._saved_at = (0, time.monotonic())
 
     def start_hashing(self) -> None:
@@ -249,9 +250,12 @@ def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], contr
             res.reset()
         reader = BodyReader(response, SETTINGS.read_timeout)
         assert res.hasher is not None
-        while res.offset < res.file.size:
-            if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes):
-                break
+        try:
+            while res.offset < res.file.size:
+                if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes):
+                    break
+        finally:
+            res.read_direct = res.read_direct or reader.socket_bytes > 0
 
 
 def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, fd: int, control: Control,
@@ -289,6 +293,10 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
     """
     control.check()
     if verify_existing(dest, file):
+        on_bytes(file.size)
+        return dest
+    if hf_cache.reuse_cached(repo, file, dest) is not None:  # already in the Hugging Face cache
+        remove_partial(dest)
         on_bytes(file.size)
         return dest
     res = _Resume(dest, file)
@@ -341,7 +349,29 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
         if fd >= 0:
             os.close(fd)
     res.stop_hashing()
-    return _finish(res)
+    try:
+        return _finish(res)
+    except ChecksumMismatch:
+        if not res.read_direct or not receive.direct_enabled():
+            raise
+    # The bytes read straight from the socket were wrong: read everything through httpx2 from now on
+    # and fetch this file once more (the bad bytes are gone already).
+    receive.turn_direct_off()
+    return download_file(repo, commit, file, dest, control, _restarted(on_bytes, res.offset))
+
+
+def _restarted(on_bytes: ProgressFn, discarded: int) -> ProgressFn:
+    """Progress for a fresh second try: the ``discarded`` bytes already reported count again, so the
+    caller's total does not pass 100 %: report nothing until the new bytes pass them."""
+    owed = [discarded]
+
+    def report(n: int) -> None:
+        skip = min(owed[0], n)
+        owed[0] -= skip
+        if n - skip:
+            on_bytes(n - skip)
+
+    return report
 
 
 def _finish(res: _Resume) -> Path:

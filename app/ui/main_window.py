@@ -7,11 +7,12 @@ import importlib.util
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QPaintEvent, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPaintEvent, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
     QMainWindow,
+    QMenu,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -20,7 +21,8 @@ from PySide6.QtWidgets import (
 
 from app.ui.about import show_about
 from app.ui.context import AppContext
-from app.ui.theme import SPACE_M, SPACE_S, Theme, icon, named
+from app.ui.theme import SPACE_M, SPACE_S, THEME_CHOICES, Theme, icon, named
+from app.ui.window_state import WindowState
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,11 @@ class MainWindow(QMainWindow):
         self.context = context
         self.setWindowTitle("Hearth")
         self.setWindowIcon(icon("hearth", "#888888"))
-        self.resize(1280, 800)
         self.setMinimumSize(900, 560)
+        self.window_state = WindowState()
+        context.theme.set_choice(self.window_state.theme_choice())
+        if not self.window_state.restore_window(self):
+            self.resize(1280, 800)
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -102,6 +107,8 @@ class MainWindow(QMainWindow):
             self.buttons.addButton(button)
             rail_layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
         rail_layout.addStretch(1)
+        self.theme_button = self._theme_button()
+        rail_layout.addWidget(self.theme_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self.about_button = named(QToolButton(), "NavButton")
         self.about_button.setText("About")
         self.about_button.setFixedSize(68, 32)
@@ -120,9 +127,10 @@ class MainWindow(QMainWindow):
         for number, spec in enumerate(self._specs.values(), start=1):
             QShortcut(QKeySequence(f"Ctrl+{number}"), self, lambda key=spec.key: self.show_page(key))
         if self._specs:
-            # The first page now; the others right after the window is on screen, so that the
-            # window appears without waiting for every page's imports and set-up.
-            self.show_page(next(iter(self._specs)))
+            # The last page used (else the first) now; the others right after the window is on
+            # screen, so that the window appears without waiting for every page's imports and set-up.
+            last = self.window_state.last_page()
+            self.show_page(last if last in self._specs else next(iter(self._specs)))
         self._painted = False
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -149,6 +157,8 @@ class MainWindow(QMainWindow):
         if current:
             self.stack.setCurrentWidget(page)
         self.pages[key] = page
+        # Splitter sizes once the page has its real size (sizes set before layout are redistributed).
+        QTimer.singleShot(0, page, lambda: self.window_state.restore_splitters(key, page))
         return page
 
     def build_all_pages(self) -> None:
@@ -167,12 +177,47 @@ class MainWindow(QMainWindow):
         current = self.stack.currentWidget()
         return next((k for k, p in self.pages.items() if p is current), None)
 
+    def _theme_button(self) -> QToolButton:
+        """The rail's theme menu: follow the system, or always light or dark (remembered)."""
+        button = named(QToolButton(), "NavButton")
+        button.setText("Theme")
+        button.setFixedSize(68, 32)
+        button.setToolTip("Light, dark, or follow the system")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(button)
+        group = QActionGroup(menu)
+        self.theme_actions: dict[str, QAction] = {}
+        for choice in THEME_CHOICES:
+            action = menu.addAction("Follow the system" if choice == "system" else choice.capitalize())
+            action.setCheckable(True)
+            action.setChecked(choice == self.context.theme.choice)
+            action.triggered.connect(lambda _=False, c=choice: self.choose_theme(c))
+            group.addAction(action)
+            self.theme_actions[choice] = action
+        button.setMenu(menu)
+        return button
+
+    def choose_theme(self, choice: str) -> None:
+        """Apply and remember a theme choice ("system", "light" or "dark")."""
+        self.context.theme.set_choice(choice)
+        self.theme_actions[self.context.theme.choice].setChecked(True)
+        self.window_state.save_theme_choice(self.context.theme.choice)
+
+    def save_state(self) -> None:
+        """Remember size and position, the page in view and splitter sizes for the next start."""
+        self.window_state.save_window(self)
+        self.window_state.save_last_page(self.current_page_key())
+        for key, page in self.pages.items():
+            self.window_state.save_splitters(key, page)
+        self.window_state.sync()
+
     def _retint(self, theme: Theme) -> None:
         for button in self.buttons.buttons():
             spec = self._specs[button.property("page")]
             button.setIcon(icon(spec.icon, theme.text))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
         # Pages with running work (downloads, a model worker) stop it cleanly.
         for page in list(self.pages.values()):
             shutdown = getattr(page, "shutdown", None)

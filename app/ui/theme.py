@@ -60,6 +60,9 @@ DARK = Theme(
 )
 
 
+THEME_CHOICES = ("system", "light", "dark")  # what the user may pick; "system" follows the desktop
+
+
 def system_prefers_dark() -> bool:
     forced = os.environ.get("HEARTH_THEME", "").lower()
     if forced in ("light", "dark"):
@@ -129,13 +132,22 @@ class ThemeManager(QObject):
     def __init__(self, app: QApplication) -> None:
         super().__init__(app)
         self._app = app
+        self.choice = "system"
         self.theme = DARK if system_prefers_dark() else LIGHT
         app.setStyle("Fusion")
         self._apply()
         app.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
 
+    def set_choice(self, choice: str) -> None:
+        """Use "light", "dark", or "system" (follow the desktop); anything else means "system"."""
+        self.choice = choice if choice in THEME_CHOICES else "system"
+        self._on_scheme_changed(Qt.ColorScheme.Unknown)
+
     def _on_scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
-        theme = DARK if system_prefers_dark() else LIGHT
+        if self.choice == "system":
+            theme = DARK if system_prefers_dark() else LIGHT
+        else:
+            theme = DARK if self.choice == "dark" else LIGHT
         if theme != self.theme:
             self.theme = theme
             self._apply()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.hub import disk, transfer
+from app.hub import disk, receive, transfer
 from app.paths import app_dirs
 from tests.hub.hub_server import HubServer
 
@@ -32,6 +32,10 @@ def use_quick_transfers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HEARTH_FAKE_FREE_BYTES"):
         monkeypatch.delenv(name, raising=False)
     disk.reset_fake_disk()
+    monkeypatch.setattr(receive, "_direct_off", False)  # a fall-back in one test does not leak into the next
+    for name in ("HEARTH_DIRECT_RECV", "HEARTH_REUSE_HF_CACHE", "HF_HUB_CACHE", "HF_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(app_dirs().cache / "empty-hf-cache"))  # never the user's real cache
     yield
     disk.reset_fake_disk()
 

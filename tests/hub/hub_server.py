@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -142,12 +143,22 @@ class HubServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.sending = 0  # bodies being sent right now
+        self.scheme = "http"
+        self.users: dict[str, str] = {}  # token -> user name, for /api/whoami-v2
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
+
+    def use_tls(self, certfile: Path, keyfile: Path) -> HubServer:
+        """Serve HTTPS with this certificate and key (call before :meth:`start`)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https"
+        return self
 
     # -- content -------------------------------------------------------------
     def add_repo(self, repo_id: str, branches: dict[str, dict[str, bytes | Path]], *,
@@ -274,6 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json({"bytes_served": dict(self.server.bytes_served)})
                 if "reset" in url.query:
                     self.server.reset_counts()
+            elif url.path == "/api/whoami-v2":
+                self._whoami()
             elif match := _API.match(url.path):
                 self._api(match["repo"], match["op"], match["rev"], match["sub"], url.query)
             elif match := _RESOLVE.match(url.path):
@@ -282,6 +295,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(404, None, "Not found")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _whoami(self) -> None:
+        """Who a token belongs to (``server.users``), as the Hub answers it; 401 for any other token."""
+        token = (self.headers.get("authorization") or "").removeprefix("Bearer ").strip()
+        name = self.server.users.get(token)
+        if name is None:
+            self._error(401, None, "Invalid credentials in Authorization header")
+            return
+        self._json({"type": "user", "id": hashlib.sha1(name.encode()).hexdigest()[:24], "name": name,
+                    "fullname": name.title(), "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": f"{name}-laptop", "role": "read"}}})
 
     def _api(self, repo_id: str, op: str, rev: str | None, sub: str | None, query: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -377,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         fault = server.take_fault("GET", path, ("drop", "stall", "corrupt"))
         limit = server.take_fault("GET", path, ("bandwidth",))
-        if fault is None and limit is None and blob.path is not None:
+        if fault is None and limit is None and blob.path is not None and server.scheme == "http":
             self._sendfile(blob, path, start, stop)
             return
         pos, began = start, time.monotonic()

@@ -23,6 +23,7 @@ from app.catalog import Catalog
 from app.catalog.installed import InstallState, install_state, read_conversion
 from app.catalog.starter import starter_path, starter_variant
 from app.engine.chat_format import match_catalogue
+from app.model_folders import registered_models
 from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
 
 NOT_LOADED = "Not loaded (it loads when you send)"
@@ -52,9 +53,15 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
             found.append(InstalledModel(path, starter.name, f"{variant.quant or 'GGUF'} · starter"))
             seen.add(path.resolve())
     others = []
-    if models_dir.is_dir():
-        for path in models_dir.rglob("*.gguf"):
+    own = list(models_dir.rglob("*.gguf")) if models_dir.is_dir() else []
+    in_place = set(registered_models())  # other apps' folders and files used where they are
+    if own or in_place:
+        for path in [*own, *in_place]:
             if path.resolve() in seen or not path.is_file():
+                continue
+            seen.add(path.resolve())
+            if path in in_place and path not in own:
+                others.append(InstalledModel(path, path.stem, f"in place · {path.parent.name or path.parent}"))
                 continue
             matched = match_catalogue(path, catalog, models_dir)
             conversion = read_conversion(path)

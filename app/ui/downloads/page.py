@@ -6,8 +6,23 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app import model_folders
+from app.cli.table import human_size
+from app.errors import HearthError
+from app.hub.account import Account, needs_token
 from app.hub.plan import DownloadRequest, request_for_variant
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
 from app.ui.context import AppContext
@@ -15,6 +30,7 @@ from app.ui.convert.panel import ConversionPanel
 from app.ui.downloads.delegate import DownloadDelegate
 from app.ui.downloads.hub_browser import HubBrowser
 from app.ui.downloads.model import DownloadListModel, chat_path
+from app.ui.signin import AccountService, SignInDialog
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme, named
 
 MAX_ACTIVE = 2
@@ -49,6 +65,21 @@ class DownloadsPage(QWidget):
         self.empty_label = named(QLabel(EMPTY_TEXT), "EmptyState")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
+        self.accounts = AccountService(self)
+        self.account_label = named(QLabel("Hugging Face: checking…"), "Muted")
+        self.account_button = QPushButton("Sign in to Hugging Face…")
+        self.folder_button = QPushButton("Add a models folder…")
+        self.folder_button.setToolTip("Use the .gguf files of another app (LM Studio, Jan, GPT4All) or any folder "
+                                      "where they are: nothing is copied")
+        self.sign_in_hint = named(QFrame(), "Card")
+        self.sign_in_hint_label = QLabel()
+        self.sign_in_hint_label.setWordWrap(True)
+        hint_button = named(QPushButton("Sign in…"), "Primary")
+        hint_layout = QHBoxLayout(self.sign_in_hint)
+        hint_layout.setContentsMargins(SPACE_L, SPACE_M, SPACE_L, SPACE_M)
+        hint_layout.addWidget(self.sign_in_hint_label, 1)
+        hint_layout.addWidget(hint_button)
+        self.sign_in_hint.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(SPACE_XL, SPACE_L, SPACE_XL, SPACE_L)
@@ -57,7 +88,16 @@ class DownloadsPage(QWidget):
         heading.setSpacing(2)
         heading.addWidget(named(QLabel("Downloads"), "PageTitle"))
         heading.addWidget(self.subtitle)
-        layout.addLayout(heading)
+        top = QHBoxLayout()
+        top.addLayout(heading, 1)
+        top.addWidget(self.folder_button, 0, Qt.AlignmentFlag.AlignTop)
+        account_box = QVBoxLayout()
+        account_box.setSpacing(2)
+        account_box.addWidget(self.account_button, 0, Qt.AlignmentFlag.AlignRight)
+        account_box.addWidget(self.account_label, 0, Qt.AlignmentFlag.AlignRight)
+        top.addLayout(account_box)
+        layout.addLayout(top)
+        layout.addWidget(self.sign_in_hint)
         layout.addWidget(self.browser)
         layout.addWidget(self.conversions)
         layout.addWidget(self.list, 1)
@@ -71,8 +111,17 @@ class DownloadsPage(QWidget):
         self.model.rowsRemoved.connect(self._update_counts)
         context.events.download_requested.connect(self.download_variant)
         context.theme.changed.connect(self._apply_theme)
+        self.folder_button.clicked.connect(lambda: self.add_models_folder())
+        self.account_button.clicked.connect(self._account_clicked)
+        hint_button.clicked.connect(lambda: self.show_sign_in(self.sign_in_hint_label.text()))
+        self.accounts.checked.connect(self._show_account)
+        self.accounts.signed_in.connect(self._signed_in)
+        self.accounts.check_failed.connect(self._account_unknown)
+        self.browser.lookup.failed.connect(self._offer_sign_in)
+        self.model.states_changed.connect(self._check_failures)
         self.queue.restore()
         self._update_counts()
+        self.accounts.check()
 
     # -- starting downloads ---------------------------------------------------
     def enqueue(self, request: DownloadRequest) -> DownloadJob:
@@ -90,14 +139,125 @@ class DownloadsPage(QWidget):
         self.context.events.navigate.emit("downloads")
         return job
 
-    def import_files(self, paths: list[Path]) -> list[DownloadJob]:
+    def import_files(self, paths: list[Path], in_place: bool = False) -> list[DownloadJob]:
+        """Copy the files into the models folder (a queue job each), or use them where they are."""
+        if in_place:
+            self.use_in_place(paths)
+            return []
         return [self.enqueue(DownloadRequest(repo="imported", revision="local", import_from=str(p),
                                              title=f"Import {p.name}")) for p in paths]
+
+    def use_in_place(self, paths: list[Path]) -> list[Path]:
+        """Register the files where they are (no copy); they appear in the chat's model list at once."""
+        added: list[Path] = []
+        for path in paths:
+            try:
+                added.append(model_folders.add_file(path))
+            except HearthError as exc:
+                self.context.events.status_message.emit(str(exc))
+        if added:
+            self.context.events.installed_changed.emit()
+            names = ", ".join(p.name for p in added)
+            self.context.events.status_message.emit(f"Using {names} where it is (nothing was copied)")
+        self._update_counts()
+        return added
+
+    def ask_in_place(self, paths: list[Path]) -> bool | None:
+        """Ask whether to use the files in place or copy them; None when the user cancels."""
+        size = sum(p.stat().st_size for p in paths if p.is_file())
+        box = QMessageBox(QMessageBox.Icon.Question, "Import GGUF models",
+                          f"Use {len(paths)} file{'s' if len(paths) != 1 else ''} ({human_size(size)}) where "
+                          f"{'they are' if len(paths) != 1 else 'it is'}, or copy into Hearth's models folder?",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("In place saves the disk space; the model disappears from Hearth if the file is "
+                               "moved or deleted. A copy is checksummed and independent of the original.")
+        in_place = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
+        box.setDefaultButton(in_place)
+        box.exec()
+        clicked = box.clickedButton()
+        return True if clicked is in_place else False if clicked is copy else None
 
     def choose_import(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Import GGUF model files", str(Path.home()),
                                                 "GGUF models (*.gguf)")
-        self.import_files([Path(f) for f in files])
+        self._import_asking([Path(f) for f in files])
+
+    def _import_asking(self, paths: list[Path]) -> None:
+        if not paths:
+            return
+        choice = self.ask_in_place(paths)
+        if choice is not None:
+            self.import_files(paths, in_place=choice)
+
+    # -- other apps' folders -------------------------------------------------
+    def add_models_folder(self, folder: Path | None = None) -> list[Path]:
+        """Register a folder of GGUF files in place (asks for it when none is given); returns what it holds."""
+        if folder is None:
+            suggestions = model_folders.suggested_folders()
+            start = suggestions[0] if suggestions else Path.home()
+            chosen = QFileDialog.getExistingDirectory(self, "Add a models folder (LM Studio, Jan, any folder)",
+                                                      str(start))
+            if not chosen:
+                return []
+            folder = Path(chosen)
+        try:
+            found = model_folders.add_folder(folder)
+        except HearthError as exc:
+            self.context.events.status_message.emit(str(exc))
+            return []
+        self.context.events.installed_changed.emit()
+        self.context.events.status_message.emit(
+            f"Added {folder}: {len(found)} GGUF model{'s' if len(found) != 1 else ''} found, used where they are")
+        self._update_counts()
+        return found
+
+    # -- signing in -----------------------------------------------------------
+    def show_sign_in(self, reason: str = "") -> SignInDialog:
+        """Open the sign-in dialog (not modal: the page keeps working behind it)."""
+        dialog = SignInDialog(self.accounts, self, reason)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _account_clicked(self) -> None:
+        if self.accounts.account is not None and not self.accounts.account.from_environment:
+            self.accounts.sign_out()
+            self.context.events.status_message.emit("Signed out of Hugging Face")
+        else:
+            self.show_sign_in()
+
+    def _show_account(self, signed: Account | None) -> None:
+        if signed is None:
+            self.account_label.setText("Not signed in: needed only for gated and private models")
+            self.account_button.setText("Sign in to Hugging Face…")
+            self.account_button.setEnabled(True)
+        else:
+            self.account_label.setText(signed.label)
+            self.account_button.setText("Sign out")
+            # A token from HF_TOKEN cannot be signed out of from here.
+            self.account_button.setEnabled(not signed.from_environment)
+
+    def _signed_in(self, signed: Account) -> None:
+        self._show_account(signed)
+        self.sign_in_hint.hide()
+        self.context.events.status_message.emit(signed.label)
+
+    def _account_unknown(self, message: str) -> None:
+        self.account_label.setText(f"Hugging Face account not checked: {message}")
+        self.account_button.setText("Sign in to Hugging Face…")
+
+    def _offer_sign_in(self, message: str) -> None:
+        if needs_token(message):
+            self.sign_in_hint_label.setText(message[:1].upper() + message[1:])
+            self.sign_in_hint.show()
+
+    def _check_failures(self, *_args: object) -> None:
+        for row in range(self.model.rowCount()):
+            job = self.model.job_at(row)
+            if job is not None and job.state is JobState.FAILED and job.error and needs_token(job.error):
+                self._offer_sign_in(job.error)
+                return
 
     # -- row buttons ----------------------------------------------------------
     def act(self, job_id: int, action: str) -> None:
@@ -129,6 +289,10 @@ class DownloadsPage(QWidget):
         if counts[JobState.FAILED]:
             parts.append(f"{counts[JobState.FAILED]} failed")
         parts.append(f"models are saved in {self.context.dirs.models}")
+        extra = model_folders.load()
+        if extra.folders or extra.files:
+            parts.append(f"also using {len(extra.folders)} other folder{'s' if len(extra.folders) != 1 else ''} and "
+                         f"{len(extra.files)} file{'s' if len(extra.files) != 1 else ''} in place")
         self.subtitle.setText(" · ".join(parts))
         empty = self.model.rowCount() == 0
         self.empty_label.setVisible(empty)
@@ -151,7 +315,7 @@ class DownloadsPage(QWidget):
     def dropEvent(self, event: QDropEvent) -> None:
         paths = self._dropped_ggufs(event)
         if paths:
-            self.import_files(paths)
+            self.import_files(paths)  # a drop copies; "Import .gguf…" also offers to use files in place
             event.acceptProposedAction()
 
     # -- closing ----------------------------------------------------------------
