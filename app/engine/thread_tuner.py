@@ -60,6 +60,7 @@ class ThreadTuner:
         self.reason = ""
         self.switches = 0
         self.probes = 0
+        self.restarts = 0  # searches started again because the timings or CPU share changed
         self._last: float | None = None
         self._last_cpu = 0.0
         self._skip = 0
@@ -128,7 +129,7 @@ class ThreadTuner:
         self._recent.append(per_token)
         self.costs[self.current] = statistics.median(self._recent)
         if self._machine_changed(per_token, contended):
-            self._restart("timings changed")
+            self._restart()
             return
         if self._baseline is None and len(self._recent) >= 2:
             self._baseline = statistics.median(self._recent)
@@ -161,7 +162,7 @@ class ThreadTuner:
         self._shifted = self._shifted + 1 if (off or flipped) else 0
         return self._shifted >= 2
 
-    def _restart(self, why: str) -> None:
+    def _restart(self) -> None:
         last_two = list(self._recent)[-2:]
         self._recent.clear()
         self._recent.extend(last_two)
@@ -170,7 +171,7 @@ class ThreadTuner:
         self._lost.clear()
         self._shifted = 0
         self._gap = self._countdown = 1
-        self.reason = f"{why}: searching again from {plural_threads(self.current)}"
+        self.restarts += 1  # the reason shown stays the last decision until a probe decides again
 
     def _judge_probe(self, probe: int, per_token: float) -> None:
         base = statistics.median(self._recent) if self._recent else per_token
@@ -204,7 +205,7 @@ class ThreadTuner:
                 self._back_off()
             else:
                 self._countdown = 1
-            if not self.reason or self.reason.startswith("timings changed"):
+            if not self.reason:
                 self.reason = f"{plural_threads(self.current)} measured fastest"
 
     def _settled(self) -> bool:
