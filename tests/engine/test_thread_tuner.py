@@ -61,6 +61,7 @@ def test_stall_pattern_moves_it_down_and_recovery_moves_it_back_up() -> None:
     assert idle[-1] == 4 and tuner.current == 4
     busy = machine.run(tuner, 400, BUSY, share=0.5, noise=0.05, spikes=0.05)
     assert tuner.current == 2, tuner.reason
+    assert tuner.restarts >= 1  # it noticed the change at once, not at its next scheduled probe
     assert busy[-200:].count(2) >= 160  # settled there, only brief probes of its neighbours
     assert "faster" in tuner.reason
     recovered = machine.run(tuner, 500, IDLE, share=1.0, noise=0.05)
