@@ -27,6 +27,7 @@ class TunerConfig:
     margin: float = 0.1  # a probe must be this much faster per token to win...
     confirm: int = 2  # ...in this many windows in a row
     base_windows: int = 3  # windows at the current count before probing against it
+    quiet_gap: int = 32  # at every core and getting all its CPU time, fewer threads rarely win: probe late
     change: float = 1.3  # a window this much slower or faster than the settled baseline means the machine changed
     contended_share: float = 0.75  # our threads got less than this share of their CPU time: someone competes...
     free_share: float = 0.9  # ...and above this, nobody does (in between: as before, so noise cannot flip it)
@@ -34,7 +35,7 @@ class TunerConfig:
 
 DECODE_CONFIG = TunerConfig()
 BATCH_CONFIG = TunerConfig(window=1, min_samples_tokens=16, skip_after_change=0, first_gap=1, max_gap=16,
-                           max_gap_below_top=8, margin=0.12, confirm=2, base_windows=2, change=1.4)
+                           max_gap_below_top=8, margin=0.12, confirm=2, base_windows=2, change=1.4, quiet_gap=8)
 
 
 class ThreadTuner:
@@ -135,6 +136,9 @@ class ThreadTuner:
             self._baseline = statistics.median(self._recent)
         self._countdown -= 1
         if self._countdown > 0 or len(self._recent) < self.config.base_windows:
+            return
+        if not contended and self.current >= self.top and self._gap < self.config.quiet_gap:
+            self._gap = self._countdown = self.config.quiet_gap  # idle machine: the tuner costs ~nothing
             return
         down = self.current - 1 if self.current > 1 and self.current - 1 not in self._lost else None
         up = self.current + 1 if self.current < self.top and self.current + 1 not in self._lost else None

@@ -100,6 +100,13 @@ def test_a_cpu_share_near_the_threshold_does_not_restart_the_search() -> None:
     assert used.count(1) / len(used) < 0.03  # a few probes, backing off; not a search every window
 
 
+def test_first_reply_on_an_idle_machine_pays_almost_nothing() -> None:
+    machine = FakeMachine()
+    tuner = make(machine, start=2, top=2)
+    used = machine.run(tuner, 128, {1: 0.013, 2: 0.008}, noise=0.03)
+    assert used.count(1) == 0 and tuner.current == 2
+
+
 def test_idle_cost_is_under_two_percent() -> None:
     """Settled on an idle machine, probes of a slower count cost under 2% of the decode time."""
     machine = FakeMachine()
