@@ -148,6 +148,8 @@ def _variants_for(model: dict[str, Any]) -> tuple[Variant, ...]:
                         exllama=spec["exllama"],
                         made_with=spec.get("made_with"),
                         description=spec["description"],
+                        card_size_bytes=spec.get("card_size_bytes"),
+                        notes=tuple(spec.get("notes", ())),
                     )
                 )
             else:
@@ -163,6 +165,7 @@ def _variants_for(model: dict[str, Any]) -> tuple[Variant, ...]:
                         join_to=spec.get("join_to"),
                         max_ram_bytes=spec.get("max_ram_bytes"),
                         description=spec.get("description", ""),
+                        notes=tuple(spec.get("notes", ())),
                     )
                 )
     return tuple(
@@ -203,14 +206,57 @@ def _resolve(path: Path, document: dict[str, Any]) -> Catalog:
             seed=m.get("seed"),
             sampling=dict(m.get("sampling", {})),
             starter=m.get("starter", False),
+            origin=m.get("origin", "curated"),
+            imported_from=m.get("imported_from"),
         )
         for m in document["models"]
     )
     return Catalog(path=path, schema_version=document["schema_version"], templates=templates, models=models)
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    """Read and validate the catalogue; raise :class:`CatalogError` naming every problem."""
+def document_problems(document: Any) -> list[str]:
+    """Everything wrong with a catalogue document (schema first, then ids, templates and duplicates)."""
+    if isinstance(document, dict) and document.get("schema_version") not in (None, SCHEMA_VERSION):
+        return [
+            f"the top level, field 'schema_version': this Hearth reads version {SCHEMA_VERSION}, "
+            f"the file is version {document.get('schema_version')!r}; update Hearth"
+        ]
+    return _schema_problems(document) or _semantic_problems(document)
+
+
+def _merge_user(document: dict[str, Any], user_path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The curated document with the user's models added; problems with the user file are returned."""
+    from app.catalog.user_catalog import UserCatalogError, read_document
+
+    try:
+        user = read_document(user_path)
+    except UserCatalogError as exc:
+        return document, [str(exc)]
+    if user is None:
+        return document, []
+    problems = document_problems(user)
+    if problems:
+        return document, [f"your catalogue {user_path} was not loaded: {p}" for p in problems]
+    curated_ids = {m["id"] for m in document["models"]}
+    notes = [
+        f"your catalogue {user_path}: model {m['id']!r} has the id of a curated model and was skipped"
+        for m in user["models"] if m["id"] in curated_ids
+    ]
+    models = [m for m in user["models"] if m["id"] not in curated_ids]
+    merged = {
+        **document,
+        "templates": {**user["templates"], **document["templates"]},
+        "models": [*document["models"], *models],
+    }
+    return merged, notes
+
+
+def load_catalog(path: Path | None = None, *, include_user: bool = True) -> Catalog:
+    """Read and validate the catalogue, merged with the user's; raise :class:`CatalogError` for a bad one.
+
+    Problems with the user's own catalogue do not stop the curated one from loading: they are
+    listed in ``Catalog.problems`` and the file is left as it is.
+    """
     path = path or catalog_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -237,4 +283,10 @@ def load_catalog(path: Path | None = None) -> Catalog:
         problems = _semantic_problems(document)
     if problems:
         raise CatalogError(path, problems)
-    return _resolve(path, document)
+    if not include_user:
+        return _resolve(path, document)
+    from app.catalog.user_catalog import user_catalog_path
+
+    merged, user_problems = _merge_user(document, user_catalog_path())
+    catalog = _resolve(path, merged)
+    return replace(catalog, problems=tuple(user_problems), user_path=user_catalog_path())

@@ -43,6 +43,8 @@ class Variant:
     supersedes: str | None = None
     repo_note: str | None = None
     alternative: str | None = None
+    card_size_bytes: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -101,6 +103,8 @@ class Variant:
             "runnable": self.runnable,
             "loader": self.loader,
             "alternative": self.alternative,
+            "card_size_bytes": self.card_size_bytes,
+            "notes": list(self.notes),
         }
 
 
@@ -124,6 +128,18 @@ class Model:
     seed: str | None = None
     sampling: dict[str, float | int] = field(default_factory=dict)
     starter: bool = False
+    origin: str = "curated"
+    imported_from: str | None = None
+
+    @property
+    def imported(self) -> bool:
+        """Added by the user (``hearth catalog add``), so it can be removed again."""
+        return self.origin != "curated"
+
+    @property
+    def source_label(self) -> str:
+        """Where the entry comes from, in words: curated, imported card, GGUF repo."""
+        return {"curated": "curated", "card": "imported card", "gguf-repo": "GGUF repo"}.get(self.origin, self.origin)
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -135,7 +151,9 @@ class Model:
         billions = self.parameters / 1e9
         if billions >= 1:
             return f"{billions:.0f}B" if billions >= 10 else f"{billions:.1f}B"
-        return f"{self.parameters / 1e6:.0f}M"
+        if self.parameters >= 1e6:
+            return f"{self.parameters / 1e6:.0f}M"
+        return f"{self.parameters / 1e3:.0f}K"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +167,9 @@ class Model:
             "context_length": self.context_length,
             "template": self.template.id,
             "template_name": self.template.name,
+            "template_source": self.template.source,
+            "source": self.origin,
+            "imported_from": self.imported_from,
             "system_message": self.system_message,
             "stop": list(self.stop_strings),
             "sampling": dict(self.sampling),
@@ -166,6 +187,8 @@ class Catalog:
     schema_version: int
     templates: dict[str, PromptTemplate]
     models: tuple[Model, ...]
+    problems: tuple[str, ...] = ()
+    user_path: Path | None = None
 
     def __iter__(self) -> Iterator[Model]:
         return iter(self.models)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.chats.recorder import ChatRecorder
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
-from app.chats.store import ChatNotFound, ChatStore, ChatStoreError
+from app.chats.store import ChatNotFound, ChatStore, ChatStoreError, DeletedChat
 
 __all__ = [
     "Chat",
@@ -13,6 +13,7 @@ __all__ = [
     "ChatRecorder",
     "ChatStore",
     "ChatStoreError",
+    "DeletedChat",
     "ReplyWriter",
     "StoredMessage",
 ]

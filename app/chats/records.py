@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
-Status = Literal["complete", "streaming", "stopped", "error"]
+Status = Literal["complete", "streaming", "stopped", "error", "interrupted"]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
-STATUSES: tuple[str, ...] = ("complete", "streaming", "stopped", "error")
+STATUSES: tuple[str, ...] = ("complete", "streaming", "stopped", "error", "interrupted")
+# A reply whose writer died mid-stream (kill -9, a full disk): its text stays, it can be continued.
+INTERRUPTED = "interrupted"
 UNTITLED = "New chat"
 
 

@@ -91,8 +91,69 @@ def _full_text_index(db: sqlite3.Connection) -> str:
     )
 
 
+_MESSAGE_FTS_TRIGGERS = """
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END;
+"""
+
+
+def _interrupted_replies(db: sqlite3.Connection) -> str:
+    """Status ``interrupted`` and the ``writer`` of a streaming reply (SQLite rebuilds the table
+    to change a CHECK); ids, positions and the search index stay as they were."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    sequence = int(row[0]) if row else 0
+    has_fts = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'"
+    ).fetchone() is not None
+    columns = "id, chat_id, position, role, content, created, status, tokens, tokens_per_s, model"
+    # A row another tool wrote past the old checks must not stop the upgrade (and so every chat).
+    copied = columns.replace(
+        "role,", "CASE WHEN role IN ('system', 'user', 'assistant') THEN role ELSE 'user' END,"
+    ).replace(
+        "status,", "CASE WHEN status IN ('complete', 'streaming', 'stopped', 'error') "
+        "THEN status ELSE 'error' END,"
+    )
+    return (
+        f"""
+        CREATE TABLE messages_v3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'streaming', 'stopped', 'error', 'interrupted')),
+            tokens INTEGER,
+            tokens_per_s REAL,
+            model TEXT,
+            writer TEXT,
+            UNIQUE (chat_id, position)
+        );
+        INSERT INTO messages_v3 ({columns}) SELECT {copied} FROM messages
+            WHERE chat_id IN (SELECT id FROM chats);
+        DROP TABLE messages;
+        ALTER TABLE messages_v3 RENAME TO messages;
+        UPDATE sqlite_sequence SET seq = max(seq, {sequence}) WHERE name = 'messages';
+        CREATE INDEX messages_unfinished ON messages (chat_id)
+            WHERE status IN ('streaming', 'interrupted');
+        """
+        + (_MESSAGE_FTS_TRIGGERS if has_fts else "")
+    )
+
+
 # Append only: a released migration never changes; user_version is the count applied.
-MIGRATIONS: tuple[Migration, ...] = (_base_tables, _full_text_index)
+MIGRATIONS: tuple[Migration, ...] = (_base_tables, _full_text_index, _interrupted_replies)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.chats.records import ROLES, STATUSES, Chat, StoredMessage
+import psutil
+
+from app.chats.records import INTERRUPTED, ROLES, STATUSES, Chat, StoredMessage
+from app.chats.rows import chat_from_row, message_from_row, text_value
 from app.chats.schema import MIGRATIONS, SCHEMA_VERSION, statements
 from app.errors import HearthError
 from app.paths import app_dirs
@@ -43,23 +48,50 @@ def title_from(text: str) -> str:
     return cut.rstrip(",.;:") + "…"
 
 
-def _chat(row: Sequence[Any]) -> Chat:
+# Rows become records through app.chats.rows: whatever a row holds, reading it never fails.
+_chat = chat_from_row
+_message = message_from_row
+
+
+def _lenient_text(data: bytes) -> str:
+    """TEXT that is not valid UTF-8 (written by another tool) is read with replacements."""
+    return data.decode("utf-8", "replace")
+
+
+def writer_identity(pid: int | None = None) -> str:
+    """This process as the writer of a streaming reply: its pid and start time (pids are reused)."""
+    pid = os.getpid() if pid is None else pid
     try:
-        settings = json.loads(row[6]) if row[6] else {}
-    except ValueError:
-        settings = {}
-    return Chat(
-        id=row[0], title=row[1], created=row[2], updated=row[3], model=row[4],
-        system_message=row[5], settings=settings if isinstance(settings, dict) else {},
-        pinned=bool(row[7]), archived=bool(row[8]),
-    )
+        started = psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        started = 0.0
+    return f"{pid}@{started:.2f}"
 
 
-def _message(row: Sequence[Any]) -> StoredMessage:
-    return StoredMessage(
-        id=row[0], chat_id=row[1], position=row[2], role=row[3], content=row[4],
-        created=row[5], status=row[6], tokens=row[7], tokens_per_s=row[8], model=row[9],
-    )
+def writer_alive(identity: str | None) -> bool:
+    """Whether the process that wrote ``identity`` still runs (the same pid and start time)."""
+    if not identity or "@" not in identity:
+        return False
+    pid_text, _, started_text = identity.partition("@")
+    try:
+        pid, started = int(pid_text), float(started_text)
+        process = psutil.Process(pid)
+        # A killed process that nobody has reaped yet (a zombie) writes nothing any more.
+        return abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+    except (ValueError, psutil.Error, OSError):
+        return False
+
+
+@dataclass(frozen=True)
+class DeletedChat:
+    """A deleted chat as it was, rows and all, so that an undo puts it back with the same ids."""
+
+    chat_row: tuple[Any, ...]
+    message_rows: tuple[tuple[Any, ...], ...]
+
+    @property
+    def chat(self) -> Chat:
+        return _chat(self.chat_row)
 
 
 def _fts_query(text: str) -> str | None:
@@ -87,12 +119,14 @@ class ChatStore:
             self._db = sqlite3.connect(
                 str(path), timeout=5.0, isolation_level=None, check_same_thread=False
             )
+            self._db.text_factory = _lenient_text
             self._db.execute("PRAGMA busy_timeout = 5000")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
             self.has_fts = self._table_exists("messages_fts")
+            self.recovered = self._recover_interrupted()
         except sqlite3.DatabaseError as exc:
             raise ChatStoreError(
                 f"cannot open the chat history at {path}: {exc}. If the file is damaged, "
@@ -151,17 +185,19 @@ class ChatStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (a full disk): say the real one.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         try:
             with self._transaction() as db:
                 yield db
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:  # a full disk, a locked file, a refused value
             raise ChatStoreError(f"could not save to the chat history at {self.path}: {exc}") from exc
 
     # -- chats ------------------------------------------------------------------------------
@@ -244,11 +280,77 @@ class ChatStore:
             raise ChatNotFound(f"no chat with id {chat_id}; `hearth chats list` shows the ids")
         return self.chat(chat_id)
 
-    def delete_chat(self, chat_id: int) -> None:
+    def delete_chat(self, chat_id: int) -> DeletedChat:
+        """Delete a chat and its messages; what is returned lets ``restore_chat`` undo it."""
         with self._writing() as db:
-            cursor = db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
-        if cursor.rowcount == 0:
-            raise ChatNotFound(f"no chat with id {chat_id}; `hearth chats list` shows the ids")
+            chat_row = db.execute(
+                f"SELECT {_CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,)
+            ).fetchone()
+            if chat_row is None:
+                raise ChatNotFound(f"no chat with id {chat_id}; `hearth chats list` shows the ids")
+            message_rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS}, writer FROM messages WHERE chat_id = ? ORDER BY position",
+                (chat_id,),
+            ).fetchall()
+            db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+        return DeletedChat(tuple(chat_row), tuple(tuple(row) for row in message_rows))
+
+    def restore_chat(self, deleted: DeletedChat) -> Chat:
+        """Put a deleted chat back as it was: the same id, messages, positions and states."""
+        chat_id = deleted.chat_row[0]
+        columns = _CHAT_COLUMNS.count(",") + 1
+        message_columns = _MESSAGE_COLUMNS.count(",") + 2
+        with self._writing() as db:
+            if db.execute("SELECT 1 FROM chats WHERE id = ?", (chat_id,)).fetchone():
+                raise ChatStoreError(f"chat {chat_id} is already there")
+            db.execute(
+                f"INSERT INTO chats ({_CHAT_COLUMNS}) VALUES ({', '.join('?' * columns)})",
+                deleted.chat_row,
+            )
+            db.executemany(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}, writer) "
+                f"VALUES ({', '.join('?' * message_columns)})",
+                deleted.message_rows,
+            )
+        return self.chat(chat_id)
+
+    def reply_states(self) -> dict[int, str]:
+        """Chats with an unfinished reply: ``"interrupted"`` (its writer is gone) or ``"streaming"``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT chat_id, status, writer FROM messages "
+                "WHERE status IN ('streaming', 'interrupted')"
+            ).fetchall()
+        states: dict[int, str] = {}
+        for chat_id, status, writer in rows:
+            live = status == "streaming" and writer_alive(writer)
+            if states.get(chat_id) != INTERRUPTED:
+                states[chat_id] = "streaming" if live else INTERRUPTED
+        return states
+
+    def recover_interrupted(self) -> list[int]:
+        """Replies left ``streaming`` by a process that is gone (kill -9, a crash, a full disk)
+        become ``interrupted``; their stored text stays. Returns the message ids changed."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, writer FROM messages WHERE status IN ('streaming', 'interrupted') "
+                "AND status = 'streaming'"
+            ).fetchall()
+        stale = [(message_id, writer) for message_id, writer in rows if not writer_alive(writer)]
+        if stale:
+            with self._writing() as db:
+                db.executemany(
+                    "UPDATE messages SET status = 'interrupted', writer = NULL "
+                    "WHERE id = ? AND status = 'streaming' AND writer IS ?",
+                    stale,
+                )
+        return [message_id for message_id, _ in stale]
+
+    def _recover_interrupted(self) -> list[int]:
+        try:
+            return self.recover_interrupted()
+        except ChatStoreError:
+            return []  # a read-only or full disk: the rows still read as interrupted
 
     def chat_count(self) -> int:
         with self._lock:
@@ -292,6 +394,8 @@ class ChatStore:
         if status not in STATUSES:
             raise ChatStoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         now = time.time() if created is None else created
+        content = text_value(content)
+        writer = writer_identity() if status == "streaming" else None
         with self._writing() as db:
             chat = db.execute("SELECT title FROM chats WHERE id = ?", (chat_id,)).fetchone()
             if chat is None:
@@ -301,8 +405,8 @@ class ChatStore:
             ).fetchone()[0]
             cursor = db.execute(
                 "INSERT INTO messages (chat_id, position, role, content, created, status, tokens, "
-                "tokens_per_s, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, position, role, content, now, status, tokens, tokens_per_s, model),
+                "tokens_per_s, model, writer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (chat_id, position, role, content, now, status, tokens, tokens_per_s, model, writer),
             )
             if role == "user" and not chat[0] and title_from(content):
                 db.execute("UPDATE chats SET title = ? WHERE id = ?", (title_from(content), chat_id))
@@ -325,11 +429,12 @@ class ChatStore:
         """Change a message in one transaction (a streaming reply calls this as it grows)."""
         fields: dict[str, Any] = {}
         if content is not None:
-            fields["content"] = content
+            fields["content"] = text_value(content)
         if status is not None:
             if status not in STATUSES:
                 raise ChatStoreError(f"unknown status {status!r}")
             fields["status"] = status
+            fields["writer"] = writer_identity() if status == "streaming" else None
         if tokens is not None:
             fields["tokens"] = tokens
         if tokens_per_s is not None:

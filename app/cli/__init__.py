@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
 from app import __version__
+from app.cli.terminal import safe_line
 from app.errors import HearthError
 
 
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _self_test(args: argparse.Namespace) -> int:
     from app.selftest import run_self_test
 
-    print(run_self_test(args.model).line())
+    print(safe_line(run_self_test(args.model).line()))
     return 0
 
 
@@ -72,9 +74,10 @@ def main(argv: Sequence[str]) -> int:
         return 0
     handler: Handler | None = getattr(args, "func", None)
     if args.version:
+        from app.engine.rpc_native import rpc_status
         from app.selftest import backend_name
 
-        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()}")
+        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()} · {rpc_status()}")
         return 0
     if args.self_test:
         handler = _self_test
@@ -85,10 +88,18 @@ def main(argv: Sequence[str]) -> int:
     try:
         return handler(args)
     except HearthError as exc:
-        print(f"hearth: error: {exc}", file=sys.stderr)
+        print(f"hearth: error: {safe_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hearth: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # A bug, not bad input: still one line (outside text in it made safe), and a way to see more.
+        if os.environ.get("HEARTH_DEBUG"):
+            raise
+        print(f"hearth: internal error: {type(exc).__name__}: {safe_line(exc, limit=500)} "
+              "(a bug in Hearth: run again with HEARTH_DEBUG=1 for the traceback, and please report it)",
+              file=sys.stderr)
+        return 70

@@ -11,9 +11,11 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.cli.chat_cmd import threads_arg
+from app.cli.terminal import safe_json, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.model_files import resolve_model_path
 from app.engine.protocol import LoadSettings, SamplingSettings, ThreadSetting, fixed_threads
+from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 
 
@@ -42,6 +44,9 @@ def register(subparsers: Any) -> None:
                         help="alternating Hearth/raw decode rounds; the best of each is compared, "
                         "since other load on the machine only ever slows a round down (default 12)")
     parser.add_argument("--turns", type=int, default=10, help="scripted chat turns (default 10)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="put every layer on these `hearth rpc-server`s (the raw loop stays local, "
+                        "so the ratio shows what the split costs)")
     parser.add_argument("--chat-repeats", type=int, default=3,
                         help="times the scripted chat runs; each turn's fastest is kept (default 3)")
     parser.set_defaults(func=run)
@@ -66,7 +71,9 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     chat = resolve_chat_format(path, load_catalog())
     driver = BenchDriver()
     try:
-        info = driver.load(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads))
+        rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if getattr(args, "rpc", None) else ()
+        info = driver.load(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads,
+                                        n_gpu_layers=-1 if rpc else 0, rpc=rpc))
         greedy = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=args.tokens,
                                   ignore_eos=True)
         prompt = " ".join([BENCH_PROMPT] * 4)
@@ -108,6 +115,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": info.name,
         "path": str(path),
+        "rpc": list(rpc),
+        "split": info.split,
         "threads": args.threads,
         "raw_threads": reference_threads(args.threads),
         "hearth_threads": stall_run.stats.threads.describe() if stall_run.stats.threads else "",
@@ -190,7 +199,7 @@ def measure_load(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_load(result: dict[str, Any]) -> None:
-    print(f"{result['model']}: {result['load']} busy processes, {result['tokens']} tokens, "
+    print(f"{safe_line(result['model'])}: {result['load']} busy processes, {result['tokens']} tokens, "
           f"medians of {result['rounds']} alternating rounds (load average {result['loadavg_before']} "
           f"-> {result['loadavg_after']})")
     rows = [
@@ -198,7 +207,7 @@ def _print_load(result: dict[str, Any]) -> None:
         (f"llama.cpp decode, its default {result['raw_threads']} threads", f"{result['raw_decode_tps']:.1f} tok/s"),
         ("Ratio (target >= 1.5 under 2 busy processes)", f"{result['decode_ratio']:.2f} "
                                                         f"(best runs: {result['decode_ratio_best']:.2f})"),
-        ("Hearth's threads at the end", result["hearth_threads"]),
+        ("Hearth's threads at the end", safe_line(result["hearth_threads"])),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
@@ -212,13 +221,13 @@ def run(args: argparse.Namespace) -> int:
     if args.load is not None:
         result = measure_load(path, args)
         if args.json:
-            print(json.dumps(result))
+            print(safe_json(json.dumps(result)))
         else:
             _print_load(result)
         return 0
     result = measure(path, args)
     if args.json:
-        print(json.dumps(result))
+        print(safe_json(json.dumps(result)))
         return 0
     rows = [
         ("Hearth decode (worker + protocol + Qt signal)", f"{result['decode_tps']:.1f} tok/s"),
@@ -233,9 +242,11 @@ def run(args: argparse.Namespace) -> int:
         ("Memory: GUI process / worker", f"{result['rss_gui_mb']:.0f} MB / {result['rss_worker_mb']:.0f} MB"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{result['model']}: threads {args.threads} ({result['hearth_threads'] or 'fixed'}; the bare loop "
-          f"{result['raw_threads']}), ctx {args.ctx}, {args.tokens} tokens, "
+    print(f"{safe_line(result['model'])}: threads {args.threads} ({result['hearth_threads'] or 'fixed'}; "
+          f"the bare loop {result['raw_threads']}), ctx {args.ctx}, {args.tokens} tokens, "
           f"best of {args.rounds} alternating rounds")
+    if result["split"]:
+        print(f"  Hearth's model: {result['split']} (the raw loop runs on this machine alone)")
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
     return 0

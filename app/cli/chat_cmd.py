@@ -8,6 +8,8 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.chats.recorder import ChatRecorder
+from app.cli.prompt_cmd import add_remedy_arguments, chosen_remedy
+from app.cli.terminal import SafeStream, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -15,6 +17,7 @@ from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError, parse_threads
+from app.engine.rpc import parse_endpoints
 from app.engine.templates import Message
 from app.errors import HearthError
 
@@ -71,6 +74,10 @@ def register(subparsers: Any) -> None:
                         help="do not record this conversation in the chat history")
     parser.add_argument("--chat", type=int, metavar="ID",
                         help="continue stored chat ID (see `hearth chats list`)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="spread the model's layers over these machines running `hearth rpc-server` "
+                        "(in proportion to their free memory)")
+    add_remedy_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -95,10 +102,19 @@ def run(args: argparse.Namespace) -> int:
         extra["use_mlock"] = True
     if args.no_mmap:
         extra["use_mmap"] = False
-    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
+    rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if args.rpc else ()
+    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, rpc=rpc, **extra)
     if args.verbose:
-        print(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
-              f"prompt format {chat_format.label}", file=sys.stderr)
+        print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
+                        f"prompt format {chat_format.label}"), file=sys.stderr)
+    history = [Message("system", system)] if system else []
+    history += [m for m in recorder.history() if m.role != "system"]
+    if args.prompt is not None:  # a template that refuses this conversation says so before the model loads
+        try:
+            chat_format.render([*history, Message("user", args.prompt)], remedy=chosen_remedy(args))
+        except HearthError:
+            recorder.close()
+            raise
     with EngineClient() as client:
         try:
             info = client.load_model(settings)
@@ -106,11 +122,11 @@ def run(args: argparse.Namespace) -> int:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
+        if info.split:
+            print(safe_line(f"{chat_format.model_name}: {info.split}"), file=sys.stderr)
         if args.verbose and info.threads is not None:
             print(info.threads.describe(), file=sys.stderr)
-        session = ChatSession(client, chat_format, sampling, chat_id="cli")
-        history = [Message("system", system)] if system else []
-        history += [m for m in recorder.history() if m.role != "system"]
+        session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
         try:
             if args.prompt is not None:
                 _answer(session, [*history, Message("user", args.prompt)], args.verbose, recorder)
@@ -125,6 +141,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
     parts: list[str] = []
     status = "complete"
     sink = None
+    out = SafeStream(sys.stdout)  # a model's reply must not drive the terminal (no ESC/OSC)
     if recorder is not None:
         recorder.user(history[-1].content)
         sink = recorder.reply()
@@ -133,8 +150,8 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
             parts.append(text)
             if sink is not None:
                 sink.append(text)
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            out.write(text)
+            out.flush()
     except KeyboardInterrupt:
         status = "stopped"
         sys.stdout.write(" [stopped]")
@@ -142,6 +159,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
         if sink is not None:
             sink.finish("error")
         raise
+    out.close()
     sys.stdout.write("\n")
     sys.stdout.flush()
     stats = session.last_stats
@@ -157,7 +175,7 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
 
 def _interactive(session: ChatSession, history: list[Message], verbose: bool,
                  recorder: ChatRecorder | None = None) -> int:
-    print(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends.",
+    print(safe_line(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends."),
           file=sys.stderr)
     while True:
         try:

@@ -1,24 +1,27 @@
-"""``hearth chats``: list, export and import the conversations shared with the GUI."""
+"""``hearth chats``: list, export, import and delete the conversations shared with the GUI."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.chats.rows import format_time
 from app.chats.store import ChatStore
 from app.chats.transfer import chat_to_json, chat_to_markdown, import_file
 from app.cli.table import render_table
+from app.cli.terminal import safe_json, safe_line, safe_text
 from app.errors import HearthError
+
+STATE_LABELS = {"interrupted": "interrupted reply", "streaming": "replying"}
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "chats",
-        help="list, export and import saved chats",
+        help="list, export, import and delete saved chats",
         description="The chat history that the window and `hearth chat` share.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -32,6 +35,11 @@ def register(subparsers: Any) -> None:
     importing = actions.add_parser("import", help="import chats from a JSON export")
     importing.add_argument("file", type=Path, metavar="FILE",
                            help="a JSON file written by `hearth chats export --format json`")
+    deleting = actions.add_parser("delete", help="delete chats and their messages")
+    deleting.add_argument("ids", type=int, nargs="+", metavar="ID",
+                          help="chat id (see `hearth chats list`)")
+    deleting.add_argument("-y", "--yes", action="store_true",
+                          help="do not ask first (it only asks when run in a terminal)")
     parser.set_defaults(func=run, chats_parser=parser)
 
 
@@ -44,33 +52,42 @@ def run(args: argparse.Namespace) -> int:
             return _list(store, args)
         if args.action == "export":
             return _export(store, args)
+        if args.action == "delete":
+            return _delete(store, args)
         return _import(store, args)
 
 
 def _when(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+    return format_time(stamp)
 
 
 def _list(store: ChatStore, args: argparse.Namespace) -> int:
     chats = store.search(args.search) if args.search else store.list_chats()
+    states = store.reply_states()
     if args.json:
         rows = [
             {
                 "id": c.id, "title": c.display_title, "created": c.created, "updated": c.updated,
-                "model": c.model, "messages": store.message_count(c.id),
+                "model": c.model, "messages": store.message_count(c.id), "state": states.get(c.id),
             }
             for c in chats
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(safe_json(json.dumps(rows, ensure_ascii=False, indent=2)))
         return 0
     if not chats:
         print("No chats yet. Start one with `hearth chat` or in the window.")
         return 0
     table = [
-        [str(c.id), c.display_title, c.model or "", str(store.message_count(c.id)), _when(c.updated)]
+        [str(c.id), c.display_title, c.model or "", str(store.message_count(c.id)), _when(c.updated),
+         STATE_LABELS.get(states.get(c.id, ""), "")]
         for c in chats
     ]
-    print(render_table(["ID", "Title", "Model", "Messages", "Updated"], table))
+    print(render_table(["ID", "Title", "Model", "Messages", "Updated", "State"], table))
+    interrupted = [c.id for c in chats if states.get(c.id) == "interrupted"]
+    if interrupted:
+        ids = ", ".join(str(i) for i in interrupted)
+        print(f"\nAn interrupted reply keeps the text saved before it stopped (chat {ids}): open it in "
+              "the window to continue or regenerate it, or go on with `hearth chat MODEL --chat ID`.")
     return 0
 
 
@@ -81,12 +98,15 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         text = json.dumps(chat_to_json(chat, messages), ensure_ascii=False, indent=2) + "\n"
     else:
         text = chat_to_markdown(chat, messages)
+    if not args.output:
+        # The JSON stays the same value; Markdown shows control characters escaped.
+        text = safe_json(text) if args.format == "json" else safe_text(text)
     if args.output:
         try:
             args.output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise HearthError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        print(f"Exported chat {chat.id} to {args.output}", file=sys.stderr)
+        print(safe_line(f"Exported chat {chat.id} to {args.output}"), file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -94,5 +114,26 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
 
 def _import(store: ChatStore, args: argparse.Namespace) -> int:
     for chat in import_file(store, args.file):
-        print(f"Imported chat {chat.id}: {chat.display_title} ({store.message_count(chat.id)} messages)")
+        count = store.message_count(chat.id)
+        print(safe_line(f"Imported chat {chat.id}: {chat.display_title} ({count} messages)"))
+    return 0
+
+
+def _delete(store: ChatStore, args: argparse.Namespace) -> int:
+    """Delete each chat named; unknown ids are checked first, so a typo deletes nothing."""
+    ids = list(dict.fromkeys(args.ids))
+    chats = [store.chat(chat_id) for chat_id in ids]
+    if not args.yes and sys.stdin.isatty():
+        names = ", ".join(f"{c.id} “{c.display_title}”" for c in chats)
+        try:
+            answer = input(safe_line(f"Delete chat {names} and all its messages? [y/N] "))
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.", file=sys.stderr)
+            return 1
+    for chat in chats:
+        deleted = store.delete_chat(chat.id)
+        count = len(deleted.message_rows)
+        print(safe_line(f"Deleted chat {chat.id}: {chat.display_title} ({count} messages)"))
     return 0

@@ -14,6 +14,7 @@ from typing import Any, TextIO, TypeVar
 
 from app.catalog import load_catalog
 from app.cli.table import human_size, render_table
+from app.cli.terminal import safe_line
 from app.errors import HearthError
 from app.hub.errors import DownloadStopped
 from app.hub.listing import list_branches, list_files
@@ -69,12 +70,14 @@ def _request(args: argparse.Namespace) -> DownloadRequest:
 def list_repo(request: DownloadRequest, out: TextIO) -> None:
     branches = list_branches(request.repo)
     listing = list_files(request.repo, request.revision)
-    print(f"{request.repo} · branches: {', '.join(b.name for b in branches)}", file=out)
-    print(f"branch {listing.revision} at commit {listing.commit[:12]}:\n", file=out)
+    print(safe_line(f"{request.repo} · branches: {', '.join(b.name for b in branches)}"), file=out)
+    print(safe_line(f"branch {listing.revision} at commit {listing.commit[:12]}:") + "\n", file=out)
     files = listing.select(request.includes) if request.includes else listing.files
     rows = [[f.path, human_size(f.size), f.sha256 or f"git:{f.blob_id}"] for f in files]
     print(render_table(["FILE", "SIZE", "SHA256"], rows, right={1}), file=out)
     print(f"\n{len(rows)} files, {human_size(sum(f.size for f in files))}", file=out)
+    for refused in listing.refused:  # names or types Hearth will not download (see app.hub.entries)
+        print(f"not downloadable: {refused.shown}: {refused.reason}", file=out)
 
 
 def with_progress(total: int, work: Callable[[Control, ProgressBar], T]) -> T | None:
@@ -131,7 +134,7 @@ class ProgressBar:
             self.draw()
 
     def set_phase(self, text: str) -> None:
-        self.phase = text
+        self.phase = safe_line(text, limit=200)  # it can name a file from the Hub
         self.draw()
 
     def line(self, columns: int | None = None) -> str:
@@ -171,13 +174,14 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         list_repo(request, sys.stdout)
         return 0
-    print(f"Fetching the file list of {request.repo}:{request.revision}…", file=sys.stderr)
+    print(safe_line(f"Fetching the file list of {request.repo}:{request.revision}…"), file=sys.stderr)
     resolved = plan(request, app_dirs().models)
-    print(f"{len(resolved.files)} files, {human_size(resolved.total_bytes)} → {resolved.folder}", file=sys.stderr)
+    print(safe_line(f"{len(resolved.files)} files, {human_size(resolved.total_bytes)} → {resolved.folder}"),
+          file=sys.stderr)
     paths = with_progress(resolved.total_bytes, lambda control, bar: execute(resolved, control, bar.add,
                                                                                  bar.set_phase))
     if paths is None:
         return 130
     for path in paths:
-        print(path)
+        print(safe_line(path, limit=None))
     return 0

@@ -15,6 +15,9 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("HEARTH_REUSE_HF_CACHE", "0 turns off reusing files already in the Hugging Face cache"),
     ("HEARTH_RESUMABLE_SHA256", "0: do not save the running checksum through OpenSSL (a resumed download "
      "is hashed again from disk)"),
+    ("HEARTH_DEBUG", "1: an unexpected error shows its Python traceback instead of one line"),
+    ("HEARTH_TEMPLATE_ISOLATION", "0 renders model files' chat templates in Hearth's own process (still "
+     "sandboxed and bounded) instead of a child process that is stopped at its limits"),
     ("HF_TOKEN", "Hugging Face access token for gated and private repos (else the one `hf auth login` "
      "or Hearth's Sign in stored)"),
     ("HF_HOME", "huggingface_hub's folder (token, cache; default ~/.cache/huggingface)"),

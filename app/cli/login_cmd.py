@@ -7,6 +7,7 @@ import getpass
 import sys
 from typing import Any
 
+from app.cli.terminal import safe_line
 from app.errors import HearthError
 from app.hub import account
 
@@ -40,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.status:
         signed = account.signed_in()
-        print(signed.label if signed else "Not signed in to Hugging Face (run `hearth login`)")
+        print(safe_line(signed.label) if signed else "Not signed in to Hugging Face (run `hearth login`)")
         return 0
     token = _read_token().strip()
     if not token:
         raise HearthError(f"no token given: create one at {account.tokens_page()} and paste it")
     signed = account.sign_in(token)
-    print(signed.label)
+    print(safe_line(signed.label))  # the account name comes from the Hub
     return 0

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from app.catalog import load_catalog
+from app.cli.terminal import safe_line, safe_text
 from app.engine.chat_format import resolve_chat_format
 from app.engine.templates import Message
 
@@ -40,17 +41,40 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-generation-prompt", action="store_true",
                         help="do not open an assistant turn at the end")
     parser.add_argument("--show-format", action="store_true",
-                        help="also print which template was used, on stderr")
+                        help="also print which template was used and where it came from "
+                        "(catalogue, model file, fallback), on stderr")
+    add_remedy_arguments(parser)
     parser.set_defaults(func=run, turns=None)
+
+
+def add_remedy_arguments(parser: argparse.ArgumentParser) -> None:
+    """--fold-system and --merge-turns: reshape a conversation that a model's template refuses."""
+    parser.add_argument("--fold-system", dest="remedies", action="append_const", const="fold_system",
+                        help="fold the system message into the first user message (for templates "
+                        "that refuse a system role, such as Gemma's)")
+    parser.add_argument("--merge-turns", dest="remedies", action="append_const", const="merge_turns",
+                        help="join consecutive messages of the same role (for templates that demand "
+                        "strict user/assistant alternation, such as Mistral's)")
+
+
+def chosen_remedy(args: argparse.Namespace) -> str | None:
+    """The remedy the command line asked for ("fold_system", "merge_turns", both joined by "+")."""
+    remedies = getattr(args, "remedies", None) or []
+    return "+".join(dict.fromkeys(remedies)) or None
 
 
 def run(args: argparse.Namespace) -> int:
     chat = resolve_chat_format(args.model, load_catalog(), template_override=args.template)
     messages = [Message("system", args.system)] if args.system is not None else []
     messages += [Message(role, text) for role, text in (args.turns or [])]
-    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt)
     if args.show_format:
-        print(f"template: {chat.label}; stop: {list(chat.stop)}", file=sys.stderr)
-    sys.stdout.write(prompt)
+        print(safe_line(f"template: {chat.label}"), file=sys.stderr)
+        print(safe_line(f"source: {chat.source} ({chat.origin_label})"), file=sys.stderr)
+        print(safe_line(f"stop: {list(chat.stop)}; bos: {chat.bos_token!r}; eos: {chat.eos_token!r}"), file=sys.stderr)
+        if chosen_remedy(args):
+            print(safe_line(f"remedy: {chosen_remedy(args)}"), file=sys.stderr)
+    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
+                         remedy=chosen_remedy(args))
+    sys.stdout.write(safe_text(prompt, join_crlf=False))  # exact: a \r is shown, not dropped
     sys.stdout.flush()
     return 0

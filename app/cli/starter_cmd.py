@@ -7,6 +7,7 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.catalog.starter import install_starter
+from app.cli.terminal import safe_line
 from app.errors import HearthError
 from app.paths import app_dirs
 
@@ -26,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         raise HearthError("the catalogue names no starter model")
     path = install_starter(model, app_dirs().models)
-    print(f"Starter model ready: {model.name} at {path}")
+    print(safe_line(f"Starter model ready: {model.name} at {path}"))
     return 0

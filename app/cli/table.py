@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.cli.terminal import safe_line
+
+TABLE_CELL_LIMIT = 200  # a cell longer than this is cut (a hostile name must not flood the table)
 _UNITS = ("B", "kB", "MB", "GB", "TB")
 
 
@@ -20,8 +23,13 @@ def human_size(size: int | None) -> str:
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] | None = None) -> str:
-    """Columns padded to their widest cell; ``right`` holds indexes of right-aligned columns."""
+    """Columns padded to their widest cell; ``right`` holds indexes of right-aligned columns.
+
+    Every cell is made safe for a terminal (control characters shown escaped, long text cut).
+    """
     right = right or set()
+    headers = [safe_line(h, limit=TABLE_CELL_LIMIT) for h in headers]
+    rows = [[safe_line(c, limit=TABLE_CELL_LIMIT) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
 from app.catalog.installed import read_conversion, variant_files
 from app.catalog.model import Catalog, Model, Variant
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
-from app.engine.templates import Message, PromptTemplate, TemplateError
+from app.engine.reasoning import history_for_template
+from app.engine.templates import Message, PromptTemplate, TemplateError, TemplateRefusal
 from app.errors import HearthError
 from app.paths import app_dirs
 
@@ -47,15 +49,120 @@ class ChatFormat:
         """Unpack as ``template, system_message, stop, label``."""
         return iter((self.template, self.system_message, self.stop, self.label))
 
-    def render(self, messages: Iterable[Message], *, add_generation_prompt: bool = True) -> str:
-        """The exact prompt string; a template that fails raises TemplateError naming the model."""
+    @property
+    def origin_label(self) -> str:
+        """Where the template came from, in words, for ``--show-format`` and the settings panel."""
+        where = {"catalogue": "the catalogue", "gguf": "the model file (tokenizer.chat_template)",
+                 "fallback": "a fallback (the file has none)", "chosen": "your choice"}[self.source]
+        dialect = "Transformers-compatible Jinja" if self.template.dialect == "transformers" else "Hearth's Jinja"
+        return f"{self.template.name}, from {where}; rendered with {dialect}"
+
+    def render(self, messages: Iterable[Message], *, add_generation_prompt: bool = True,
+               remedy: str | None = None) -> str:
+        """The exact prompt string; a template that fails raises TemplateError naming the model.
+
+        Earlier replies' thinking is passed as this template expects (apart, as written, or
+        left out). ``remedy`` ("fold_system", "merge_turns") reshapes the conversation first;
+        when the template refuses the conversation, the TemplateRefusal says which remedy
+        it would accept.
+        """
+        history = self.template_messages(messages)
+        if remedy:
+            history = apply_remedy(history, remedy)
+        try:
+            return self._render(history, add_generation_prompt)
+        except TemplateRefusal as refusal:
+            if remedy:
+                raise
+            raise self._with_remedy(refusal, history, add_generation_prompt) from None
+
+    def template_messages(self, messages: Iterable[Message]) -> list[Message]:
+        """The messages as this template is given them (earlier thinking apart, as written, or left out)."""
+        listed = list(messages)
+        shaped = history_for_template([(m.role, m.content) for m in listed], self.template.jinja)
+        return [Message(role, content, reasoning if reasoning is not None else original.reasoning)
+                for (role, content, reasoning), original in zip(shaped, listed, strict=True)]
+
+    def _render(self, history: list[Message], add_generation_prompt: bool) -> str:
         return self.template.render(
-            messages,
+            history,
             add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
             model_name=self.model_name,
         )
+
+    def _with_remedy(self, refusal: TemplateRefusal, history: list[Message],
+                     add_generation_prompt: bool) -> TemplateRefusal:
+        singles = applicable_remedies(history)
+        for remedy in [*singles, *(["+".join(singles)] if len(singles) > 1 else [])]:
+            try:
+                self._render(apply_remedy(history, remedy), add_generation_prompt)
+            except TemplateError:
+                continue
+            advice = " ".join(REMEDIES[part][0] for part in remedy.split("+"))
+            return TemplateRefusal(
+                f"{self.model_name}'s prompt template does not accept this conversation "
+                f"({refusal.reason}). {advice}", refusal.reason, remedy)
+        return TemplateRefusal(
+            f"{self.model_name}'s prompt template does not accept this conversation ({refusal.reason}). "
+            "Choose another prompt format for this model in its settings.", refusal.reason)
+
+
+# remedy -> (what to tell the user, the short label of the action)
+REMEDIES: dict[str, tuple[str, str]] = {
+    "fold_system": ("It accepts the system message folded into your first message, as the model's "
+                    "authors recommend: use that remedy (in the chat, the button; with the CLI, "
+                    "--fold-system).", "Fold the system message into my first message"),
+    "merge_turns": ("It wants user and assistant turns to alternate: consecutive messages of the same "
+                    "role can be joined into one (in the chat, the button; with the CLI, --merge-turns).",
+                    "Join consecutive messages"),
+}
+
+
+def applicable_remedies(history: list[Message]) -> list[str]:
+    """The remedies that would change this conversation, in the order they are tried."""
+    remedies = []
+    if any(m.role == "system" for m in history):
+        remedies.append("fold_system")
+    roles = [m.role for m in history if m.role != "system"]
+    if any(a == b for a, b in pairwise(roles)):
+        remedies.append("merge_turns")
+    return remedies
+
+
+def remedy_label(remedy: str) -> str:
+    """The words on the button that applies ``remedy`` (one, or several joined by "+")."""
+    labels = [REMEDIES[part][1] for part in remedy.split("+")]
+    return labels[0] if len(labels) == 1 else " and ".join([labels[0], labels[1][0].lower() + labels[1][1:]])
+
+
+def apply_remedy(history: list[Message], remedy: str) -> list[Message]:
+    """The conversation reshaped by ``remedy``: the system text folded into the first user
+    message ("fold_system"), consecutive same-role messages joined ("merge_turns"), or
+    several of them joined by "+", applied in that order."""
+    if "+" in remedy:
+        for part in remedy.split("+"):
+            history = apply_remedy(history, part)
+        return history
+    if remedy == "fold_system":
+        system = "\n\n".join(m.content for m in history if m.role == "system" and m.content)
+        rest = [m for m in history if m.role != "system"]
+        for index, message in enumerate(rest):
+            if message.role == "user" and system:
+                rest[index] = Message("user", f"{system}\n\n{message.content}")
+                break
+        return rest
+    if remedy == "merge_turns":
+        merged: list[Message] = []
+        for message in history:
+            if merged and merged[-1].role == message.role and message.role in ("user", "assistant"):
+                merged[-1] = Message(message.role, f"{merged[-1].content}\n\n{message.content}",
+                                     merged[-1].reasoning)
+            else:
+                merged.append(message)
+        return merged
+    raise ValueError(f"unknown remedy {remedy!r}")
 
 
 def match_catalogue(path: Path, catalog: Catalog, models_dir: Path | None = None) -> tuple[Model, Variant] | None:
@@ -99,6 +206,7 @@ def _gguf_template(meta: GGUFMetadata, model_name: str) -> PromptTemplate:
         stop=_stop_for_gguf_template(meta.chat_template, meta.eos_token),
         origin="gguf",
         source=str(meta.path),
+        dialect="transformers",
     )
     try:
         template.compile()

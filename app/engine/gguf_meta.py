@@ -41,6 +41,34 @@ _SMALL_ARRAY = 4096
 # Token-array checkpoints: every Nth entry's offset, so BOS/EOS text costs < N steps to reach.
 _CHECKPOINT_EVERY = 64
 _TOKENS_KEY = "tokenizer.ggml.tokens"
+# Bounds on what a header may claim, checked before anything is read or allocated: a damaged or
+# hostile header fails in milliseconds with a short message instead of reading gigabytes.
+_MAX_KEY_BYTES = 65_535  # the GGUF spec's limit on a key
+_MAX_NAME_BYTES = 4_096  # tensor names (ggml allows 64)
+_MAX_VALUE_STRING = 16 << 20  # longer string values are skipped, not read
+_MAX_KEPT_BYTES = 64 << 20  # all string values kept together
+_MAX_STRING_ARRAY = 1 << 22  # entries in one string array (tokenizers have < 300k tokens)
+_MAX_TENSORS = 1 << 20  # the largest models have a few thousand
+_MAX_KVS = 1 << 20  # real files have well under a hundred
+_KEPT_COST_PER_ITEM = 32  # what one number of a kept array costs in Python, counted against _MAX_KEPT_BYTES
+_EXCERPT = 60
+# Largest believable model hyper-parameters (llama.cpp allows 512 layers); beyond is damage.
+_ARCH_LIMITS = {
+    "block_count": 65_536,
+    "context_length": 1 << 32,
+    "embedding_length": 1 << 24,
+    "attention.head_count": 1 << 16,
+    "attention.head_count_kv": 1 << 16,
+    "attention.key_length": 1 << 20,
+    "attention.value_length": 1 << 20,
+}
+
+
+def excerpt(text: object, limit: int = _EXCERPT) -> str:
+    """A short, printable, quoted excerpt of text read from a file (for error messages)."""
+    value = text if isinstance(text, str) else repr(text)
+    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in value[:limit])
+    return f"'{safe[:limit]}…'" if len(safe) > limit or len(value) > limit else f"'{safe}'"
 
 
 class GGUFError(HearthError):
@@ -165,6 +193,7 @@ class _HeaderReader:
         self.buf = buffer
         self.size = len(buffer)
         self.pos = 0
+        self.kept = 0  # bytes of string values kept so far
         view = memoryview(buffer)
         # Eight uint64 views, one per byte alignment: views[p & 7][p >> 3] is the uint64 at p.
         self._view = view
@@ -202,12 +231,34 @@ class _HeaderReader:
         self.pos += 8
         return int(value)
 
-    def string(self, what: str) -> str:
+    def string(self, what: str) -> str | None:
+        """A string value; None (skipped unread) when longer than any value Hearth keeps."""
         length = self.u64(what)
+        self.need(length, what)
+        if length > _MAX_VALUE_STRING or self.kept + length > _MAX_KEPT_BYTES:
+            self.pos += length
+            return None
+        raw = self.buf[self.pos : self.pos + length]
+        self.pos += length
+        self.kept += length
+        return raw.decode("utf-8", errors="replace")
+
+    def name(self, what: str, limit: int) -> str:
+        """A key or tensor name: 1 to ``limit`` bytes of printable UTF-8, else the header is damaged."""
+        length = self.u64(what)
+        self.need(length, what)
+        if not 0 < length <= limit:
+            raise self.fail(f"{what} is {length:,} bytes long (a name takes 1 to {limit:,}): the header is damaged")
         self.need(length, what)
         raw = self.buf[self.pos : self.pos + length]
         self.pos += length
-        return raw.decode("utf-8", errors="replace")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} is not text ({excerpt(raw)}): the header is damaged") from None
+        if not text.isprintable():
+            raise self.fail(f"{what} {excerpt(text)} holds control characters: the header is damaged")
+        return text
 
     def scalar(self, type_id: int, what: str) -> Any:
         fmt, size = _SCALARS[type_id]
@@ -239,19 +290,20 @@ class _HeaderReader:
 
     def value(self, type_id: int, key: str) -> Any:
         """Read one value; big arrays are skipped and return None (tokens keep checkpoints)."""
-        what = f"the value of {key!r}"
+        what = f"the value of {excerpt(key)}"
         if type_id in _SCALARS:
             return self.scalar(type_id, what)
         if type_id == _STRING:
             return self.string(what)
         if type_id != _ARRAY:
-            raise self.fail(f"{key!r} has an unknown value type {type_id}")
+            raise self.fail(f"{excerpt(key)} has an unknown value type {type_id}")
         item_type = self.u32(what)
         count = self.u64(what)
         if item_type in _SCALARS:
             _, size = _SCALARS[item_type]
             self.need(count * size, what)
-            if count <= _SMALL_ARRAY:
+            if count <= _SMALL_ARRAY and self.kept + count * _KEPT_COST_PER_ITEM <= _MAX_KEPT_BYTES:
+                self.kept += count * _KEPT_COST_PER_ITEM
                 fmt = "<" + _SCALARS[item_type][0][1] * count
                 values = list(struct.unpack_from(fmt, self.buf, self.pos))
                 self.pos += count * size
@@ -259,6 +311,9 @@ class _HeaderReader:
             self.pos += count * size
             return None
         if item_type == _STRING:
+            self.need(count * 8, what)
+            if count > _MAX_STRING_ARRAY:
+                raise self.fail(f"{excerpt(key)} claims {count:,} strings (at most {_MAX_STRING_ARRAY:,})")
             if count <= 64 and key != _TOKENS_KEY:
                 return [self.string(what) for _ in range(count)]
             start = self.pos
@@ -267,7 +322,7 @@ class _HeaderReader:
             if checkpoints is not None:
                 return _StringArray(start, count, checkpoints)
             return None
-        raise self.fail(f"{key!r} is an array of {_value_type_name(item_type)}, which GGUF forbids")
+        raise self.fail(f"{excerpt(key)} is an array of {_value_type_name(item_type)}, which Hearth cannot read")
 
     def token_text(self, tokens: _StringArray, token_id: int) -> str | None:
         if not 0 <= token_id < tokens.count:
@@ -297,13 +352,14 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _tensor_info(reader: _HeaderReader, index: int) -> tuple[str, tuple[int, ...], int, int]:
-    name = reader.string(f"tensor #{index}'s name")
-    n_dims = reader.u32(f"tensor {name!r}")
+    name = reader.name(f"tensor #{index}'s name", _MAX_NAME_BYTES)
+    what = f"tensor {excerpt(name)}"
+    n_dims = reader.u32(what)
     if not 1 <= n_dims <= _MAX_DIMS:
-        raise reader.fail(f"tensor {name!r} claims {n_dims} dimensions (at most {_MAX_DIMS})")
-    shape = tuple(reader.u64(f"tensor {name!r}") for _ in range(n_dims))
-    type_id = reader.u32(f"tensor {name!r}")
-    offset = reader.u64(f"tensor {name!r}")
+        raise reader.fail(f"{what} claims {n_dims} dimensions (at most {_MAX_DIMS})")
+    shape = tuple(reader.u64(what) for _ in range(n_dims))
+    type_id = reader.u32(what)
+    offset = reader.u64(what)
     return name, shape, type_id, offset
 
 
@@ -314,14 +370,14 @@ def _tensor_bytes(reader: _HeaderReader, name: str, shape: tuple[int, ...], type
         qtype = GGMLQuantizationType(type_id)
     except ValueError:
         raise reader.fail(
-            f"tensor {name!r} has tensor type {type_id}, unknown to this Hearth (a newer format?)"
+            f"tensor {excerpt(name)} has tensor type {type_id}, unknown to this Hearth (a newer format?)"
         ) from None
     block, type_size = GGML_QUANT_SIZES[qtype]
     elements = 1
     for dim in shape:
         elements *= dim
     if shape[0] % block:
-        raise reader.fail(f"tensor {name!r} has {shape[0]} columns, not a multiple of {block}")
+        raise reader.fail(f"tensor {excerpt(name)} has {shape[0]} columns, not a multiple of {block}")
     return qtype.name, elements // block * type_size
 
 
@@ -375,11 +431,14 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
             f"{r.path} is incomplete or damaged: the header claims {kv_count:,} metadata entries "
             f"and {tensor_count:,} tensors, more than a {r.size:,}-byte file can hold"
         )
+    if kv_count > _MAX_KVS or tensor_count > _MAX_TENSORS:
+        raise r.fail(f"the header claims {kv_count:,} metadata entries and {tensor_count:,} tensors "
+                     f"(Hearth reads at most {_MAX_KVS:,} of each): the header is damaged")
     values: dict[str, Any] = {}
     tokens: _StringArray | None = None
     for index in range(kv_count):
-        key = r.string(f"metadata key #{index}")
-        type_id = r.u32(f"the type of {key!r}")
+        key = r.name(f"metadata key #{index}", _MAX_KEY_BYTES)
+        type_id = r.u32(f"the type of {excerpt(key)}")
         value = r.value(type_id, key)
         if isinstance(value, _StringArray):
             tokens = value
@@ -389,14 +448,14 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
     raw_tensors = [_tensor_info(r, i) for i in range(tensor_count)]
     alignment = values.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-        raise r.fail(f"general.alignment is {alignment!r}, not a power of two")
+        raise r.fail(f"general.alignment is {excerpt(alignment)}, not a power of two")
     data_start = -(-r.pos // alignment) * alignment
     tensors = []
     for name, shape, type_id, offset in raw_tensors:
         type_name, n_bytes = _tensor_bytes(r, name, shape, type_id)
         if data_start + offset + n_bytes > r.size:
             raise GGUFTruncatedError(
-                f"{r.path} is incomplete: tensor {name!r} runs past the end of the file "
+                f"{r.path} is incomplete: tensor {excerpt(name)} runs past the end of the file "
                 f"({r.size:,} bytes). Download it again."
             )
         tensors.append(TensorInfo(name, shape, type_name, n_bytes, offset))
@@ -404,9 +463,15 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
     arch = values.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise r.fail("it has no general.architecture")
+    if len(arch) > 64 or not arch.isprintable():
+        raise r.fail(f"general.architecture is {excerpt(arch)}, not an architecture name: the header is damaged")
 
     def arch_int(suffix: str) -> int | None:
-        return _int_or_none(values.get(f"{arch}.{suffix}"))
+        value = _int_or_none(values.get(f"{arch}.{suffix}"))
+        limit = _ARCH_LIMITS.get(suffix)
+        if value is not None and limit is not None and not 0 <= value <= limit:
+            raise r.fail(f"{arch}.{suffix} is {value:,}, outside 0 to {limit:,}: the header is damaged")
+        return value
 
     bos_id = _int_or_none(values.get("tokenizer.ggml.bos_token_id"))
     eos_id = _int_or_none(values.get("tokenizer.ggml.eos_token_id"))

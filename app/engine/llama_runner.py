@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
-from app.engine.offload import build_offloads
+from app.engine.offload import SplitDevice, build_offloads, describe_split
 from app.engine.protocol import (
     EngineError,
     GenerationStats,
@@ -151,6 +151,7 @@ class LlamaRunner:
         mparams.use_mmap = s.use_mmap
         mparams.use_mlock = s.use_mlock
         mparams.use_extra_bufts = not amx_cpu()
+        split_devices = self._choose_devices(mparams)
         model = llama_cpp.llama_model_load_from_file(s.path.encode(), mparams)
         if not model:
             raise self._load_error(f"llama.cpp could not load {s.path}")
@@ -198,8 +199,26 @@ class LlamaRunner:
             add_bos=self.add_bos,
             gpu_offload_supported=build_offloads(),
             load_s=time.perf_counter() - started,
+            split=describe_split(mparams.n_gpu_layers, n_layer, split_devices) if s.rpc else "",
             threads=threads.report(),
         )
+
+    def _choose_devices(self, mparams: llama_cpp.llama_model_params) -> list[SplitDevice]:
+        """Register the remote machines (before the load, in this process) and pick the devices."""
+        if not self.settings.rpc and not _rpc_used():
+            return []
+        from app.engine.rpc import RpcError
+        from app.engine.rpc_native import prepare_devices
+
+        try:
+            devices, split = prepare_devices(self.settings.rpc)
+        except RpcError as exc:
+            raise EngineError(str(exc), "load") from None
+        if devices is not None:
+            self._devices = devices  # llama.cpp reads the array during the load
+            # A NULL-terminated ggml_backend_dev_t array; the binding types the field as c_void_p.
+            mparams.devices = ctypes.cast(devices, ctypes.c_void_p)  # type: ignore[assignment]
+        return split
 
     def _load_error(self, headline: str, context: bool = False) -> EngineError:
         """Explain a failed load from llama.cpp's log; with no stated cause, a context that
@@ -243,6 +262,12 @@ class LlamaRunner:
             buffer = (llama_cpp.llama_token * capacity)()
             n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buffer, capacity, add_special, True)
         return list(buffer[:n])
+
+    def eog_texts(self) -> list[str]:
+        """The texts of every end-of-generation token in the vocabulary (llama.cpp's EOG set:
+        eos, eot, eom and markers such as ``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``)."""
+        is_eog = llama_cpp.llama_vocab_is_eog
+        return [self._token_text(t) for t in range(self.n_vocab) if is_eog(self.vocab, t)]
 
     def piece(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)
@@ -437,6 +462,14 @@ class LlamaRunner:
             if tail or unsent:
                 emit(tail, unsent)
         return stats(reason, generated, first)
+
+
+def _rpc_used() -> bool:
+    """Whether a remote machine was registered in this process (it stays registered)."""
+    import sys
+
+    module = sys.modules.get("app.engine.rpc_native")
+    return bool(module and module.registered_endpoints())
 
 
 def amx_cpu() -> bool:

@@ -33,6 +33,7 @@ from app.engine.protocol import (
 )
 
 _EVERYTHING = 1 << 62
+_ROLE_VARIABLE = "HEARTH_WORKER_ROLE"  # set by app.engine.template_sandbox for its child
 # Tokens are sent in batches at most this often (the GUI repaints every 16 ms anyway).
 STREAM_INTERVAL_S = 0.015
 
@@ -143,6 +144,10 @@ class Worker:
 
 
 def main() -> int:
+    if os.environ.get(_ROLE_VARIABLE) == "templates":  # the bundled app's template sandbox (internal)
+        from app.engine.template_sandbox import main as sandbox_main
+
+        return sandbox_main()
     # Frames go out on a private copy of stdout; fd 1 then points at stderr, so a stray
     # printf from native code cannot corrupt the protocol.
     events_fd = os.dup(1)

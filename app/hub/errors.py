@@ -136,7 +136,8 @@ def translate(
     if isinstance(exc, httpx2.ProtocolError):
         host = endpoint or "the Hugging Face Hub"
         return HubProtocolError(
-            f"{host} answered with something that is not valid HTTP ({exc}) while fetching {path or where}: "
+            f"{host} answered with something that is not valid HTTP ({printable(str(exc), 120)}) "
+            f"while fetching {path or where}: "
             "a proxy, captive portal or mirror (HF_ENDPOINT) is likely in the way; already downloaded bytes are kept"
         )
     if isinstance(exc, (httpx2.TransportError, ConnectionError)):
@@ -148,5 +149,15 @@ def translate(
     if is_disk_full(exc):
         return DiskFull(f"the disk is full while writing {path or where}: free some space and resume")
     if isinstance(exc, OSError):
-        return HubError(f"could not write {path or where}: {exc.strerror or exc}")
-    return HubError(f"{type(exc).__name__} while downloading {path or where}: {exc}")
+        return HubError(f"could not write {path or where}: {printable(exc.strerror or str(exc))}")
+    return HubError(f"{type(exc).__name__} while downloading {path or where}: {printable(str(exc))}")
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters with control, escape and bidi characters shown as escapes."""
+    safe = "".join(
+        ch if ch.isprintable() and ch not in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+        else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in text[:limit]
+    )
+    return safe[:limit] + ("…" if len(safe) > limit or len(text) > limit else "")

@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import os
 import queue
+import struct
 import sys
 import threading
 from functools import lru_cache
@@ -134,6 +135,19 @@ class _HashlibHash:
         return None
 
 
+def sha256_state_fits(state: bytes, offset: int) -> bool:
+    """Whether a saved ``SHA256_CTX`` is one that hashed exactly ``offset`` bytes.
+
+    Restoring any other 112 bytes could make OpenSSL copy outside its buffer (``num`` is an index
+    into it), so a state that fails this is never restored.
+    """
+    if len(state) != _CTX_SIZE:
+        return False
+    low, high = struct.unpack_from("=II", state, 32)
+    num, md_len = struct.unpack_from("=II", state, 104)
+    return (high << 32 | low) == offset * 8 and num == offset % 64 and md_len == 32
+
+
 def resumable_sha256_available() -> bool:
     return _libcrypto() is not None
 
@@ -148,8 +162,10 @@ def new_hash(*, sha256: bool, size: int, state: bytes | None = None) -> RunningH
 
 
 def feed_from_disk(digest: RunningHash, path: Path, start: int, end: int, chunk: int = 8 << 20) -> None:
-    """Hash bytes ``start:end`` of a partial file (catching up after a restart)."""
-    with path.open("rb") as f:
+    """Hash bytes ``start:end`` of a partial file (catching up after a restart); a link is refused."""
+    from app.hub import nofollow  # here: nofollow is only needed once a file is read back
+
+    with os.fdopen(nofollow.open_fd(path, os.O_RDONLY), "rb") as f:
         f.seek(start)
         remaining = end - start
         while remaining > 0:

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from app.hub import manifest
+from app.hub.errors import HubError
 from app.hub.hashing import feed_from_disk, new_hash
 from app.hub.listing import HubFile
 
@@ -70,11 +71,12 @@ def _link_or_copy(source: Path, target: Path) -> str:
     return "copied"
 
 
-def reuse_cached(repo: str, file: HubFile, dest: Path) -> str | None:
+def reuse_cached(repo: str, file: HubFile, dest: Path, folder: Path | None = None) -> str | None:
     """Put the cache's copy of ``file`` at ``dest`` if it has the listing's checksum.
 
     Returns "linked" or "copied" on success, None when the cache has no good copy (then nothing was
-    changed at ``dest``). The bytes are hashed before anything is put in place, so a damaged cache
+    changed at ``dest``). ``folder``'s manifest records it (by its path under ``folder``; by default
+    ``dest``'s own folder). The bytes are hashed before anything is put in place, so a damaged cache
     file is never used; the link is renamed into place only after that check.
     """
     blob = cached_blob(repo, file)
@@ -84,7 +86,7 @@ def reuse_cached(repo: str, file: HubFile, dest: Path) -> str | None:
     digest = new_hash(sha256=file.is_lfs, size=file.size)
     try:
         feed_from_disk(digest, blob, 0, file.size)
-    except OSError:
+    except (OSError, HubError):  # unreadable, or a link where a blob should be
         return None
     if digest.hexdigest() != checksum:
         return None
@@ -97,5 +99,6 @@ def reuse_cached(repo: str, file: HubFile, dest: Path) -> str | None:
         with contextlib.suppress(OSError):
             staging.unlink(missing_ok=True)
         return None
-    manifest.record(dest.parent, dest.name, checksum=checksum, source={"reused_from": str(blob), "how": how})
+    where, name = (folder, dest.relative_to(folder).as_posix()) if folder is not None else (dest.parent, dest.name)
+    manifest.record(where, name, checksum=checksum, source={"reused_from": str(blob), "how": how})
     return how

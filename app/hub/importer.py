@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import HearthError
-from app.hub import disk, manifest
+from app.hub import disk, manifest, nofollow
 from app.hub.errors import translate
 from app.hub.hashing import new_hash
 from app.hub.transfer import Control, partial_path
@@ -48,7 +48,7 @@ def import_gguf(source: Path, models_dir: Path, control: Control, on_bytes: Call
     disk.ensure_space(dest.parent, size, source.name)
     part = partial_path(dest)
     digest = new_hash(sha256=True, size=size)
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    fd = nofollow.open_fd(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         with source.open("rb") as src:
             while block := src.read(8 << 20):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import queue
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ from typing import TypeVar
 import httpx2
 from huggingface_hub.hf_api import RepoFile
 
-from app.hub import session
-from app.hub.errors import EntryNotFound, HubTimeout, translate
+from app.hub import limits, session
+from app.hub.entries import HubFile, Refused, shown, sort_out
+from app.hub.errors import EntryNotFound, HubError, HubTimeout, translate
+
+__all__ = ["Branch", "HubFile", "RepoListing", "list_branches", "list_files", "within_deadline"]
 
 # How long a listing (branches, or one branch's files) may take before the user is told the Hub is not
 # answering. huggingface_hub retries timeouts itself and passes no timeout when listing a tree, so the
@@ -21,24 +25,6 @@ from app.hub.errors import EntryNotFound, HubTimeout, translate
 LISTING_TIMEOUT_S = 30.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """One file of a branch. LFS files carry the sha256 the Hub computed; others their git blob id."""
-
-    path: str
-    size: int
-    blob_id: str
-    sha256: str | None = None
-
-    @property
-    def is_lfs(self) -> bool:
-        return self.sha256 is not None
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -55,6 +41,7 @@ class RepoListing:
     revision: str
     commit: str
     files: tuple[HubFile, ...]
+    refused: tuple[Refused, ...] = ()
 
     @property
     def total_size(self) -> int:
@@ -64,6 +51,9 @@ class RepoListing:
         for f in self.files:
             if f.path == path:
                 return f
+        for r in self.refused:
+            if r.path == path:
+                raise HubError(r.message(f"{self.repo}:{self.revision}"))
         raise EntryNotFound(f"file {path!r} was not found in {self.repo}:{self.revision}")
 
     def select(self, includes: Sequence[str] = ()) -> list[HubFile]:
@@ -80,6 +70,20 @@ class RepoListing:
                 f"run `hearth download --list {self.repo}:{self.revision}` to see its files"
             )
         return chosen
+
+    def refused_among(self, names: Sequence[str] = (), includes: Sequence[str] = ()) -> Refused | None:
+        """The first refused entry a request for ``names`` / ``includes`` (everything when both are
+        empty) would have wanted, if any."""
+        for r in self.refused:
+            if not names and not includes:
+                return r
+            if r.path is None:
+                continue
+            bare = r.path.rsplit("/", 1)[-1]
+            if r.path in names or any(fnmatch.fnmatchcase(r.path, g) or fnmatch.fnmatchcase(bare, g)
+                                      for g in includes):
+                return r
+        return None
 
 
 def within_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
@@ -103,7 +107,7 @@ def within_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
         ok, value = False, httpx2.ReadTimeout("deadline")
     if isinstance(value, httpx2.TimeoutException):
         raise HubTimeout(
-            f"the Hub did not answer in {seconds:g} s while listing {what}: check your connection "
+            f"the Hub did not answer in {seconds:g} s while {what}: check your connection "
             "(or HF_ENDPOINT) and try again"
         ) from None
     if not ok:
@@ -115,33 +119,48 @@ def within_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
 def list_branches(repo: str) -> list[Branch]:
     """The repo's branches, ``main`` first, then by name."""
     try:
-        refs = within_deadline(lambda: session.api().list_repo_refs(repo), LISTING_TIMEOUT_S,
-                               f"the branches of {repo}")
+        refs = within_deadline(lambda: session.api().list_repo_refs(repo), listing_deadline(),
+                               f"listing the branches of {repo}")
     except Exception as exc:
         raise translate(exc, repo=repo, endpoint=session.endpoint()) from None
-    branches = [Branch(b.name, b.target_commit) for b in refs.branches]
+    branches = [Branch(b.name, b.target_commit) for b in refs.branches
+                if isinstance(b.name, str) and isinstance(b.target_commit, str)
+                and 0 < len(b.name) <= 255 and b.name.isprintable()]
     return sorted(branches, key=lambda b: (b.name != "main", b.name.lower()))
+
+
+def listing_deadline() -> float:
+    """The total time one listing may take (``HEARTH_HUB_DEADLINE`` overrides it)."""
+    return limits.hub_deadline(LISTING_TIMEOUT_S)
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _fetch_listing(repo: str, revision: str) -> RepoListing:
     api = session.api()
-    info = api.model_info(repo, revision=revision, timeout=LISTING_TIMEOUT_S)
-    commit = info.sha or revision
-    entries = api.list_repo_tree(repo, revision=commit, recursive=True)
-    files = tuple(
-        HubFile(
-            path=e.path, size=e.size, blob_id=e.blob_id,
-            sha256=e.lfs.sha256 if e.lfs is not None else None,
-        )
-        for e in entries if isinstance(e, RepoFile)
+    where = f"{repo}:{revision}"
+    try:
+        info = api.model_info(repo, revision=revision, timeout=listing_deadline())
+        commit = info.sha or revision
+        if not isinstance(commit, str) or not (_COMMIT.match(commit) or commit == revision):
+            raise HubError(f"the Hub sent a malformed commit id {shown(commit, 20)} for {where}: try again later")
+        entries = list(api.list_repo_tree(repo, revision=commit, recursive=True))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HubError(
+            f"the Hub sent a malformed file listing for {where} ({type(exc).__name__}): try again later"
+        ) from None
+    files, refused = sort_out(
+        (e for e in entries if isinstance(e, RepoFile)),
+        folders=(getattr(e, "path", None) for e in entries if not isinstance(e, RepoFile)),
     )
-    return RepoListing(repo=repo, revision=revision, commit=commit, files=tuple(sorted(files, key=lambda f: f.path)))
+    return RepoListing(repo=repo, revision=revision, commit=commit, files=tuple(files), refused=tuple(refused))
 
 
 def list_files(repo: str, revision: str = "main") -> RepoListing:
     """Every file of the branch with its size and checksum."""
     try:
-        return within_deadline(lambda: _fetch_listing(repo, revision), LISTING_TIMEOUT_S,
-                               f"the files of {repo}:{revision}")
+        return within_deadline(lambda: _fetch_listing(repo, revision), listing_deadline(),
+                               f"listing the files of {repo}:{revision}")
     except Exception as exc:
         raise translate(exc, repo=repo, revision=revision, endpoint=session.endpoint()) from None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from app.catalog.model import Variant
-from app.hub import disk, manifest, split
+from app.hub import disk, manifest, nofollow, split
+from app.hub.entries import target_inside
 from app.hub.errors import HubError
 from app.hub.listing import HubFile, RepoListing, list_files
 from app.hub.refs import RepoRef
@@ -69,7 +71,8 @@ def request_for_variant(variant: Variant, label: str = "") -> DownloadRequest:
 
 def request_for_ref(ref: RepoRef, includes: tuple[str, ...] = (), dest: str | None = None) -> DownloadRequest:
     files = (ref.path,) if ref.path else ()
-    return DownloadRequest(repo=ref.repo, revision=ref.branch, includes=includes, files=files, dest=dest)
+    return DownloadRequest(repo=ref.repo, revision=ref.branch, includes=includes or ref.includes, files=files,
+                           dest=dest)
 
 
 @dataclass
@@ -110,30 +113,34 @@ class DownloadPlan:
             ):
                 continue
             part = partial_path(self.folder / f.path)
-            missing += f.size - (part.stat().st_size if part.is_file() else 0)
+            missing += f.size - (os.lstat(part).st_size if nofollow.kind(part) == "file" else 0)
         return max(missing, 0)
-
-
-def _safe(path: str) -> str:
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts:
-        raise HubError(f"refusing the file name {path!r} from the Hub: it points outside the folder")
-    return path
 
 
 def plan(request: DownloadRequest, models_dir: Path, listing: RepoListing | None = None) -> DownloadPlan:
     """Resolve a request against the branch's listing (fetched now unless given)."""
     listing = listing or list_files(request.repo, request.revision)
+    refused = listing.refused_among(request.files, request.includes)
+    if refused is not None:
+        raise HubError(refused.message(f"{listing.repo}:{listing.revision}")
+                       + "; nothing was downloaded (choose other files with --include)")
     if request.files:
         chosen = [listing.file(p).path for p in request.files]
     else:
         chosen = [f.path for f in listing.select(request.includes)]
     chosen = split.expand_selection(chosen, (f.path for f in listing.files))
-    files = [listing.file(_safe(p)) for p in chosen]
+    files = [listing.file(p) for p in chosen]
     joins = split.join_groups(f.path for f in files)
     if request.join_to and request.join_to not in joins:
         raise HubError(f"{request.label}: the parts of {request.join_to} are not in {listing.repo}:{listing.revision}")
-    return DownloadPlan(request, listing, files, request.folder(models_dir), joins)
+    folder = request.folder(models_dir)
+    if folder.exists() and not folder.is_dir():
+        raise HubError(f"cannot download into {folder}: it is a file, not a folder; choose another --dest")
+    clash = sorted(set(joins) & {f.path for f in listing.files})
+    if clash:
+        raise HubError(f"{listing.repo}:{listing.revision} lists both {clash[0]} and parts to join into it; "
+                       "download the file or its parts with --include")
+    return DownloadPlan(request, listing, files, folder, joins)
 
 
 def execute(p: DownloadPlan, control: Control, on_bytes: ProgressFn, on_phase: PhaseFn | None = None) -> list[Path]:
@@ -151,7 +158,8 @@ def execute(p: DownloadPlan, control: Control, on_bytes: ProgressFn, on_phase: P
             on_bytes(f.size)
             continue
         phase(f"file {number} of {len(p.files)}: {f.path}" if len(p.files) > 1 else f.path)
-        download_file(p.listing.repo, p.listing.commit, f, p.folder / f.path, control, on_bytes)
+        dest = target_inside(p.folder, f.path)
+        download_file(p.listing.repo, p.listing.commit, f, dest, control, on_bytes, folder=p.folder, on_notice=phase)
     for target, parts in p.joins.items():
         if target not in joined:
             control.check()

@@ -12,6 +12,11 @@ DEFAULT_BRANCH = "main"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
 _HUB_HOSTS = {"huggingface.co", "www.huggingface.co", "hf.co"}
+# What llama.cpp's -hf and Ollama accept after ':' for a GGUF repo: a quant, not a branch.
+_QUANT = re.compile(
+    r"^(?:IQ[1-4]_(?:XXS|XS|NL|S|M)|Q[2-8]_K(?:_(?:XL|S|M|L))?|Q[4-8]_[01]|TQ[12]_0|MXFP4|BF16|F16|F32)$",
+    re.IGNORECASE,
+)
 
 
 class BadRepoRef(HearthError):
@@ -25,13 +30,23 @@ class RepoRef:
     repo: str
     revision: str | None = None
     path: str | None = None
+    quant: str | None = None
 
     @property
     def branch(self) -> str:
         return self.revision or DEFAULT_BRANCH
 
+    @property
+    def includes(self) -> tuple[str, ...]:
+        """File globs for ``REPO:QUANT`` (that quant's file, its shards or split parts), else none."""
+        if not self.quant:
+            return ()
+        names = dict.fromkeys((self.quant.upper(), self.quant.lower()))
+        return tuple(g for q in names for g in (f"*{q}.gguf", f"*{q}-*-of-*.gguf", f"*{q}.gguf-split-*"))
+
     def __str__(self) -> str:
-        return f"{self.repo}:{self.revision}" if self.revision else self.repo
+        tag = self.revision or self.quant
+        return f"{self.repo}:{tag}" if tag else self.repo
 
 
 def _check_repo(repo: str, text: str) -> str:
@@ -62,7 +77,10 @@ def _parse_url(text: str) -> RepoRef:
 
 
 def parse_repo_ref(text: str) -> RepoRef:
-    """``owner/name``, ``owner/name:branch``, ``https://huggingface.co/owner/name/tree/branch``.
+    """``owner/name``, ``owner/name:branch``, ``owner/name:QUANT``, ``https://huggingface.co/owner/name/tree/branch``.
+
+    A quant name after ':' (``Q4_K_M``, ``IQ4_XS``, ``F16``) is taken as llama.cpp's ``-hf`` and Ollama
+    take it: that quant's file on the default branch (``includes`` holds its globs).
 
     A ``/blob/`` or ``/resolve/`` URL also names one file (``path``).
     """
@@ -75,4 +93,6 @@ def parse_repo_ref(text: str) -> RepoRef:
     repo, sep, branch = text.partition(":")
     if sep and not branch:
         raise BadRepoRef(f"{text!r} has an empty branch after ':'")
+    if branch and _QUANT.match(branch):  # owner/X-GGUF:Q4_K_M: that quant's file on the main branch
+        return RepoRef(_check_repo(repo, text), None, quant=branch.upper())
     return RepoRef(_check_repo(repo, text), branch or None)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from app.hub import disk, manifest
+from app.hub import disk, manifest, nofollow
 from app.hub.hashing import new_hash
 
 SPLIT_PART = re.compile(r"^(?P<target>.+\.gguf)-split-(?P<letter>[a-z]+)$")
@@ -69,7 +69,7 @@ def join_parts(folder: Path, parts: list[str], target: str, on_bytes: Callable[[
     out_path = folder / target
     tmp = out_path.with_name(out_path.name + ".joining")
     digest = new_hash(sha256=True, size=total)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    fd = nofollow.open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         for src in sources:
             with src.open("rb") as f:

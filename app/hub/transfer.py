@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,11 +28,15 @@ import httpx2
 from huggingface_hub import get_hf_file_metadata
 from huggingface_hub.utils import hf_raise_for_status
 
-from app.hub import disk, hf_cache, manifest, receive, session
-from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, is_disk_full, translate
-from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash
-from app.hub.listing import HubFile
+from app.hub import disk, hf_cache, limits, manifest, nofollow, receive, resume_state, session
+from app.hub.entries import shown
+from app.hub.errors import ChecksumMismatch, DownloadStopped, HubServerError, HubTimeout, is_disk_full, translate
+from app.hub.hashing import BackgroundHash, RunningHash, feed_from_disk, new_hash, sha256_state_fits
+from app.hub.listing import HubFile, within_deadline
 from app.hub.receive import BodyReader
+from app.hub.replies import Throughput, check_body
+
+log = logging.getLogger(__name__)
 
 PAUSE, CANCEL = "paused", "cancelled"
 CHECKPOINT_BYTES = 32 * 1024 * 1024
@@ -46,12 +51,16 @@ ProgressFn = Callable[[int], None]
 
 @dataclass
 class TransferSettings:
-    """Timeouts and retries; tests shorten them."""
+    """Timeouts, retries and the pace rules; tests shorten them (the last three also from the
+    environment, see :mod:`app.hub.limits`)."""
 
     read_timeout: float = 30.0
     connect_timeout: float = 15.0
     retries: int = 5
     backoff: float = 1.0
+    head_deadline: float = field(default_factory=lambda: limits.hub_deadline(30.0))
+    min_rate: float = field(default_factory=limits.min_rate)
+    rate_window: float = field(default_factory=limits.rate_window)
 
 
 SETTINGS = TransferSettings()
@@ -131,19 +140,39 @@ def expected_checksum(file: HubFile) -> str:
     return file.sha256 or file.blob_id
 
 
-def verify_existing(dest: Path, file: HubFile) -> bool:
+def _place(dest: Path, folder: Path | None) -> tuple[Path, str]:
+    """The manifest folder and the name ``dest`` has in it (its path under ``folder``)."""
+    if folder is None:
+        return dest.parent, dest.name
+    return folder, dest.relative_to(folder).as_posix()
+
+
+def verify_existing(dest: Path, file: HubFile, folder: Path | None = None) -> bool:
     """True if ``dest`` is already this file: from the manifest, or hashed once and then recorded."""
-    folder, checksum = dest.parent, expected_checksum(file)
-    if manifest.is_verified(folder, dest.name, checksum):
+    where, name = _place(dest, folder)
+    checksum = expected_checksum(file)
+    if nofollow.kind(dest) != "file":  # missing, or a link/folder: never trusted as the file
+        return False
+    if manifest.is_verified(where, name, checksum):
         return True
-    if not dest.is_file() or dest.stat().st_size != file.size:
+    if dest.stat().st_size != file.size:
         return False
     digest = new_hash(sha256=file.is_lfs, size=file.size)
     feed_from_disk(digest, dest, 0, file.size)
     if digest.hexdigest() != checksum:
         return False
-    manifest.record(folder, dest.name, checksum=checksum)
+    manifest.record(where, name, checksum=checksum)
     return True
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename something in the way of a partial or state file to a free ``NAME.stale-N`` beside it."""
+    for number in range(1, 1000):
+        aside = path.with_name(f"{path.name}.stale-{number}")
+        if nofollow.kind(aside) == "missing":
+            os.replace(path, aside)
+            return aside
+    raise OSError(f"cannot move {path} out of the way")
 
 
 class _Resume:
@@ -155,6 +184,7 @@ class _Resume:
         self.offset = 0
         self.digest: RunningHash = new_hash(sha256=file.is_lfs, size=file.size)
         self.hasher: BackgroundHash | None = None
+        self.notices: list[str] = []
         self.read_direct = False  # some bytes came through the socket fast path
         self._saved_at = (0, time.monotonic())
 
@@ -169,20 +199,53 @@ class _Resume:
             self.hasher.close()
             self.hasher = None
 
+    def _notice(self, text: str) -> None:
+        log.warning("%s", text)
+        self.notices.append(text)
+
+    def _clear_odd(self, path: Path, what: str) -> bool:
+        """Links are refused; a folder or other odd thing in the way is set aside. True when one was."""
+        found = nofollow.kind(path)
+        if found == "link":
+            raise nofollow.refused(path)
+        if found in ("dir", "other"):
+            aside = _set_aside(path)
+            self._notice(f"{shown(self.file.path)}: its {what} was a {'folder' if found == 'dir' else 'special file'}, "
+                         f"moved to {aside.name}; downloading that file again")
+            return True
+        return False
+
     def load(self) -> None:
         """Pick up a partial file left by an earlier run (or start afresh if it is not this file)."""
-        size_on_disk = self.part.stat().st_size if self.part.is_file() else 0
-        state: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        same_file = state.get("checksum", expected_checksum(self.file)) == expected_checksum(self.file)
-        if not size_on_disk or not same_file or size_on_disk > self.file.size:
+        odd_part = self._clear_odd(self.part, "partial file")
+        odd_state = self._clear_odd(self.state_file, "resume state")
+        if odd_part or odd_state:
             self.reset()
             return
-        saved_offset, saved_hash = state.get("offset", 0), state.get("hash_state")
+        size_on_disk = os.lstat(self.part).st_size if nofollow.kind(self.part) == "file" else 0
+        want = expected_checksum(self.file)
+        state: resume_state.SavedState | None = resume_state.SavedState(None, None, 0, None)
+        try:
+            raw = nofollow.read_bytes(self.state_file)
+            if raw is not None:
+                state = resume_state.check(resume_state.parse(raw), checksum=want, size=self.file.size,
+                                           on_disk=size_on_disk)
+                if state is not None and state.hash_state and self.file.is_lfs and \
+                        not sha256_state_fits(state.hash_state, state.offset):
+                    raise resume_state.Corrupt("its hash state does not match its offset")
+        except (resume_state.Corrupt, ValueError) as exc:
+            if size_on_disk:
+                self._notice(f"{shown(self.file.path)}: the saved resume state is unusable ({exc}); "
+                             "downloading that file again from the start")
+            self.reset()
+            return
+        if state is None or not size_on_disk or size_on_disk > self.file.size:
+            self.reset()
+            return
+        saved_offset, saved_hash = state.offset, state.hash_state
         if saved_hash and 0 < saved_offset <= size_on_disk:
-            self.digest = new_hash(sha256=self.file.is_lfs, size=self.file.size, state=bytes.fromhex(saved_hash))
-            if self.digest.state() is None:  # no resumable hash here: rebuild it below
+            self.digest = new_hash(sha256=self.file.is_lfs, size=self.file.size, state=saved_hash)
+            if self.digest.state() is None or self.digest.state() != saved_hash:  # not resumable: rebuild
                 self.digest, saved_offset = new_hash(sha256=self.file.is_lfs, size=self.file.size), 0
         else:
             saved_offset = 0
@@ -194,8 +257,7 @@ class _Resume:
         restart = self.hasher is not None
         self.stop_hashing()
         self.part.parent.mkdir(parents=True, exist_ok=True)
-        with self.part.open("wb"):
-            pass
+        os.close(nofollow.open_fd(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
         self.offset = 0
         self.digest = new_hash(sha256=self.file.is_lfs, size=self.file.size)
         self.save()
@@ -209,9 +271,7 @@ class _Resume:
             "checksum": expected_checksum(self.file), "size": self.file.size, "offset": offset,
             "hash_state": state.hex() if state is not None else None,
         }
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.state_file)
+        nofollow.replace_text(self.state_file, json.dumps(data))
         self._saved_at = (self.offset, time.monotonic())
 
     def maybe_save(self) -> None:
@@ -223,10 +283,15 @@ class _Resume:
 def _get_url(repo: str, commit: str, file: HubFile, headers: dict[str, str]) -> str:
     """Where to GET the bytes: the HEAD answer's location (a CDN for LFS files on the real Hub)."""
     url = session.file_url(repo, commit, file.path)
-    meta = get_hf_file_metadata(url, headers=headers, timeout=SETTINGS.connect_timeout)
+    try:  # one total deadline: a HEAD answered a byte a second must not hang the download
+        meta = within_deadline(
+            lambda: get_hf_file_metadata(url, headers=headers, timeout=SETTINGS.connect_timeout),
+            SETTINGS.head_deadline, f"asking for {shown(file.path)}")
+    except HubTimeout as exc:
+        raise httpx2.ReadTimeout(str(exc)) from None  # retried like any stall, within the pace rule
     if meta.etag and meta.etag not in (file.sha256, file.blob_id):
         raise ChecksumMismatch(
-            f"{file.path} on the Hub is not the file listed for this commit (etag {meta.etag}); "
+            f"{shown(file.path)} on the Hub is not the file listed for this commit (etag {shown(meta.etag, 20)}); "
             "list the branch again and retry"
         )
     if urlparse(meta.location).netloc != urlparse(url).netloc:
@@ -235,7 +300,7 @@ def _get_url(repo: str, commit: str, file: HubFile, headers: dict[str, str]) -> 
 
 
 def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], control: Control,
-                 on_bytes: ProgressFn) -> None:
+                 on_bytes: ProgressFn, pace: Throughput) -> None:
     """GET the bytes from ``res.offset`` on: receive into the hasher's buffers, write, hash on its thread."""
     request_headers = dict(headers)
     if res.offset:
@@ -244,22 +309,22 @@ def _stream_into(res: _Resume, fd: int, url: str, headers: dict[str, str], contr
     with session.client().stream("GET", url, headers=request_headers, timeout=timeout) as response, \
             control.watching(response):
         hf_raise_for_status(response)
-        if res.offset and response.status_code != 206:  # range ignored: start over
-            os.ftruncate(fd, 0)
+        if not check_body(response.status_code, response.headers, res.offset, res.file.size, res.file.path):
+            os.ftruncate(fd, 0)  # range ignored, the whole file came: start over
             os.lseek(fd, 0, os.SEEK_SET)
             res.reset()
         reader = BodyReader(response, SETTINGS.read_timeout)
         assert res.hasher is not None
         try:
             while res.offset < res.file.size:
-                if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes):
+                if not _fill_one_buffer(res, res.hasher, reader, fd, control, on_bytes, pace):
                     break
         finally:
             res.read_direct = res.read_direct or reader.socket_bytes > 0
 
 
 def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, fd: int, control: Control,
-                     on_bytes: ProgressFn) -> bool:
+                     on_bytes: ProgressFn, pace: Throughput) -> bool:
     """Receive into one of the hasher's buffers, writing each read at once (a kill loses nothing
     received); hand what was filled to the hasher, even on failure. False when the body ended."""
     buffer = hasher.buffer()
@@ -275,7 +340,9 @@ def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, f
             filled += got
             res.offset += got
             on_bytes(got)
+            pace.add(got)
             res.maybe_save()
+            pace.check()
         return True
     finally:
         if filled:
@@ -285,37 +352,46 @@ def _fill_one_buffer(res: _Resume, hasher: BackgroundHash, reader: BodyReader, f
 
 
 def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Control,
-                  on_bytes: ProgressFn) -> Path:
+                  on_bytes: ProgressFn, folder: Path | None = None,
+                  on_notice: Callable[[str], None] | None = None) -> Path:
     """Fetch ``file`` to ``dest``; ``on_bytes(n)`` reports bytes on disk (the resumed part first).
 
-    Raises DownloadStopped on pause/cancel (a cancel removes the partial file), ChecksumMismatch
-    (bad bytes removed), or another HubError with the reason.
+    ``folder`` is the download folder whose manifest records the file (by its path under it);
+    by default ``dest``'s own folder. ``on_notice`` hears what the user should know (a resume
+    state that was unusable, so the file starts again); it is logged as a warning too. Raises
+    DownloadStopped on pause/cancel (a cancel removes the partial file), ChecksumMismatch (bad
+    bytes removed), or another HubError with the reason.
     """
     control.check()
-    if verify_existing(dest, file):
+    if verify_existing(dest, file, folder):
         on_bytes(file.size)
         return dest
-    if hf_cache.reuse_cached(repo, file, dest) is not None:  # already in the Hugging Face cache
+    if hf_cache.reuse_cached(repo, file, dest, folder) is not None:  # already in the Hugging Face cache
         remove_partial(dest)
         on_bytes(file.size)
         return dest
     res = _Resume(dest, file)
     res.load()
+    for text in res.notices:
+        if on_notice is not None:
+            on_notice(text)
     if res.offset:
         on_bytes(res.offset)
     disk.ensure_space(dest.parent, file.size - res.offset, file.path)
-    fd = os.open(res.part, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    fd = nofollow.open_fd(res.part, os.O_WRONLY)
     failures = 0
+    pace = Throughput(file.path, SETTINGS.min_rate, SETTINGS.rate_window)
     res.start_hashing()
     try:
         os.lseek(fd, res.offset, os.SEEK_SET)
         while res.offset < file.size:
             control.check()
+            pace.check()
             before = res.offset
             headers = session.headers()
             try:
                 url = _get_url(repo, commit, file, headers)
-                _stream_into(res, fd, url, headers, control, on_bytes)
+                _stream_into(res, fd, url, headers, control, on_bytes, pace)
                 if res.offset < file.size:
                     raise httpx2.RemoteProtocolError("the server closed the connection early")
             except (httpx2.TransportError, HubServerError, OSError) as exc:
@@ -329,6 +405,7 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
                 if failures > SETTINGS.retries:
                     raise
                 res.save()
+                pace.check()
                 control.sleep(SETTINGS.backoff * min(2 ** (failures - 1), 8) if failures else 0)
     except DownloadStopped as stop:
         os.close(fd)
@@ -350,14 +427,14 @@ def download_file(repo: str, commit: str, file: HubFile, dest: Path, control: Co
             os.close(fd)
     res.stop_hashing()
     try:
-        return _finish(res)
+        return _finish(res, folder)
     except ChecksumMismatch:
         if not res.read_direct or not receive.direct_enabled():
             raise
     # The bytes read straight from the socket were wrong: read everything through httpx2 from now on
     # and fetch this file once more (the bad bytes are gone already).
     receive.turn_direct_off()
-    return download_file(repo, commit, file, dest, control, _restarted(on_bytes, res.offset))
+    return download_file(repo, commit, file, dest, control, _restarted(on_bytes, res.offset), folder, on_notice)
 
 
 def _restarted(on_bytes: ProgressFn, discarded: int) -> ProgressFn:
@@ -374,16 +451,17 @@ def _restarted(on_bytes: ProgressFn, discarded: int) -> ProgressFn:
     return report
 
 
-def _finish(res: _Resume) -> Path:
+def _finish(res: _Resume, folder: Path | None = None) -> Path:
     got, want = res.digest.hexdigest(), expected_checksum(res.file)
     if got != want:
         remove_partial(res.dest)
         kind = "sha256" if res.file.is_lfs else "git checksum"
         raise ChecksumMismatch(
-            f"{res.file.path} arrived corrupted (its {kind} is {got[:12]}…, the Hub says {want[:12]}…); "
+            f"{shown(res.file.path)} arrived corrupted (its {kind} is {got[:12]}…, the Hub says {want[:12]}…); "
             "the bad bytes were deleted: download it again"
         )
     os.replace(res.part, res.dest)
     res.state_file.unlink(missing_ok=True)
-    manifest.record(res.dest.parent, res.dest.name, checksum=want)
+    where, name = _place(res.dest, folder)
+    manifest.record(where, name, checksum=want)
     return res.dest

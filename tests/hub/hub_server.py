@@ -137,6 +137,7 @@ class HubServer(ThreadingHTTPServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self.repos: dict[str, Repo] = {}
+        self.search_info: dict[str, dict[str, Any]] = {}  # repo -> downloads, likes, tags... for /api/models
         self.faults: list[Fault] = []
         self.bytes_served: dict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, str, str | None]] = []
@@ -285,6 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json({"bytes_served": dict(self.server.bytes_served)})
                 if "reset" in url.query:
                     self.server.reset_counts()
+            elif url.path == "/api/models":
+                self._json(_list_models(self.server, url.query))
             elif url.path == "/api/whoami-v2":
                 self._whoami()
             elif match := _API.match(url.path):
@@ -462,6 +465,34 @@ def _tree(files: dict[str, Blob], prefix: str, recursive: bool) -> list[dict[str
             entry["lfs"] = {"oid": blob.sha256, "size": blob.size, "pointerSize": 134}
         entries[name] = entry
     return list(entries.values())
+
+
+def _list_models(server: HubServer, query: str) -> list[dict[str, Any]]:
+    """``GET /api/models?search=&filter=&sort=&limit=``: public repos whose id holds every search word."""
+    params = parse_qs(query)
+    words = " ".join(params.get("search", [])).lower().split()
+    wanted_tags = {t.lower() for f in params.get("filter", []) for t in f.split(",") if t}
+    limit = int(params.get("limit", ["1000"])[0])
+    found = []
+    for repo_id, repo in server.repos.items():
+        if repo.private or not all(w in repo_id.lower() for w in words):
+            continue
+        info = server.search_info.get(repo_id, {})
+        names = {n for files in repo.branches.values() for n in files}
+        tags = list(info.get("tags", []))
+        tags += [t for t, hit in (("gguf", any(n.endswith(".gguf") for n in names)),
+                                  ("gptq", "quantize_config.json" in names)) if hit and t not in tags]
+        if wanted_tags and not wanted_tags <= {t.lower() for t in tags}:
+            continue
+        found.append({
+            "_id": repo_id, "id": repo_id, "modelId": repo_id, "private": False,
+            "downloads": info.get("downloads", 0), "likes": info.get("likes", 0),
+            "lastModified": info.get("lastModified", "2024-01-01T00:00:00.000Z"),
+            "tags": tags, "pipeline_tag": info.get("pipeline_tag", "text-generation"),
+            "gated": "auto" if repo.gated else False,
+        })
+    found.sort(key=lambda m: -m["downloads"])
+    return found[:limit]
 
 
 def main() -> None:

@@ -14,18 +14,20 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QTextBrowser,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
-from app.catalog import Model, Variant
+from app.catalog import Catalog, Model, Variant
 from app.catalog.hardware import GB, Hardware, detect_hardware
 from app.catalog.installed import InstallState, variant_files
 from app.ui.catalog.badges import BadgeDelegate
 from app.ui.catalog.details import variant_details_html
-from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Column, Role
+from app.ui.catalog.hub_search import HubSearchPanel
+from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Column
+from app.ui.catalog.tree_model import CatalogTreeModel
 from app.ui.context import AppContext
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, Theme, icon, named
 
@@ -35,8 +37,8 @@ BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 
 FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert for llama.cpp)", "gptq"))
 
 
-COLUMN_WIDTHS = {Column.FORMAT: 72, Column.QUANT: 160, Column.BITS: 48, Column.GROUP: 64,
-                 Column.SIZE: 92, Column.FIT: 82, Column.STATUS: 132}
+COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
+                 Column.SIZE: 88, Column.FIT: 76, Column.STATUS: 96, Column.SOURCE: 104}
 
 
 class HardwareProbe(QObject):
@@ -74,19 +76,21 @@ class CatalogPage(QWidget):
         self.size_box = self._combo(SIZE_LIMITS)
         self.fits_box = QCheckBox("Fits my machine")
 
-        self.table = named(QTableView(), "CatalogTable")
-        self.table.setModel(self.proxy)
+        # A tree: each model (its full name, where it comes from), then the variants the filters keep.
+        self.tree = CatalogTreeModel(self.proxy, self)
+        self.table = named(QTreeView(), "CatalogTable")
+        self.table.setModel(self.tree)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
+        self.table.setUniformRowHeights(True)
         self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(34)
-        header = self.table.horizontalHeader()
+        self.table.setColumnHidden(Column.QUANT, True)  # the variant's quant or branch is its tree label
+        header = self.table.header()
         header.setHighlightSections(False)
+        header.setStretchLastSection(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(Column.MODEL, QHeaderView.ResizeMode.Stretch)
@@ -94,7 +98,6 @@ class CatalogPage(QWidget):
         for column, width in COLUMN_WIDTHS.items():
             header.resizeSection(column, width)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.badges = BadgeDelegate(context.theme.theme, self.table)
         for column in (Column.FORMAT, Column.FIT):
             self.table.setItemDelegateForColumn(column, self.badges)
@@ -107,6 +110,9 @@ class CatalogPage(QWidget):
         self.convert_button.setToolTip("Download this GPTQ branch, then convert it on this machine into a "
                                        "GGUF that llama.cpp (built into Hearth) runs")
         self.alternative_button = QPushButton("Show the GGUF to run instead")
+        self.remove_button = QPushButton("Remove from catalogue")
+        self.remove_button.setToolTip("Take this imported model out of your catalogue (downloaded files are kept)")
+        self.hub_panel = HubSearchPanel(self)
         self.empty_label = named(
             QLabel("No variant matches these filters. Clear the search or widen the filters."), "Muted"
         )
@@ -121,8 +127,11 @@ class CatalogPage(QWidget):
         self.probe = HardwareProbe(self)
         self.probe.detected.connect(self.set_hardware)
         self.probe.start()
+        self._span_model_rows()
+        if context.catalog.problems:  # a broken user catalogue: say so, the curated one still shows
+            self.hub_panel.status.setText(context.catalog.problems[0])
         if self.proxy.rowCount():
-            self.table.selectRow(0)
+            self._select_first()
         else:
             self._show_details()
 
@@ -159,6 +168,7 @@ class CatalogPage(QWidget):
         buttons.addWidget(self.download_button)
         right_layout.addLayout(buttons)
         convert_row = QHBoxLayout()
+        convert_row.addWidget(self.remove_button)
         convert_row.addStretch(1)
         convert_row.addWidget(self.convert_button)
         right_layout.addLayout(convert_row)
@@ -181,6 +191,7 @@ class CatalogPage(QWidget):
         layout.addLayout(heading)
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
+        layout.addWidget(self.hub_panel)
 
     def _connect(self) -> None:
         self.search.textChanged.connect(self.proxy.set_text)
@@ -188,10 +199,11 @@ class CatalogPage(QWidget):
         self.bits_box.currentIndexChanged.connect(lambda _: self.proxy.set_bits(self.bits_box.currentData()))
         self.size_box.currentIndexChanged.connect(self._size_changed)
         self.fits_box.toggled.connect(self.proxy.set_fits_only)
-        proxy = self.proxy
-        for signal in (proxy.rowsInserted, proxy.rowsRemoved, proxy.modelReset, proxy.layoutChanged):
-            signal.connect(self._after_filter)
+        self.tree.modelReset.connect(self._after_filter)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.remove_button.clicked.connect(self._remove)
+        self.hub_panel.added.connect(self._catalog_reloaded)
+        self.hub_panel.worker.removed.connect(self._removed)
         self.download_button.clicked.connect(self._download)
         self.chat_button.clicked.connect(self._chat)
         self.convert_button.clicked.connect(self._convert)
@@ -210,21 +222,68 @@ class CatalogPage(QWidget):
         self.proxy.set_max_size(None if limit is None else int(limit * GB))
 
     def _after_filter(self, *_args: object) -> None:
+        """The tree was rebuilt: expand it, and keep the selected variant selected if it is still shown."""
         empty = self.proxy.rowCount() == 0
         self.empty_label.setVisible(empty)
         self._update_subtitle()
-        if not self.table.selectionModel().hasSelection() and not empty:
-            self.table.selectRow(0)
-        elif empty:
+        self._span_model_rows()
+        if empty:
             self._selected = None
             self._show_details()
+            return
+        previous = self._selected[1].id if self._selected else None
+        index = self.tree.index_of_variant(previous) if previous else None
+        if index is not None and index.isValid():
+            self.table.setCurrentIndex(index)
+        else:
+            self._select_first()
+
+    def _span_model_rows(self) -> None:
+        """Model rows span the whole width, so the full name is never cut; their variants sit below."""
+        root = QModelIndex()
+        for row in range(self.tree.rowCount()):
+            self.table.setFirstColumnSpanned(row, root, True)
+        self.table.expandAll()
+
+    def _select_first(self) -> None:
+        first_model = self.tree.index(0, 0)
+        self.table.setCurrentIndex(self.tree.index(0, 0, first_model))
 
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         indexes = selected.indexes()
         if indexes:
-            index: QModelIndex = indexes[0]
-            self._selected = (index.data(Role.MODEL), index.data(Role.VARIANT))
+            index = indexes[0]
+            model = self.tree.model_at(index)
+            variant = self.tree.variant_at(index)
+            if variant is None and model is not None:  # a model row: show its first variant shown
+                variant = self.tree.variant_at(self.tree.index(0, 0, index))
+            if model is not None and variant is not None:
+                self._selected = (model, variant)
         self._show_details()
+
+    def _remove(self) -> None:
+        """Take the selected imported model out of the user catalogue (on a worker thread)."""
+        if not self._selected or not self._selected[0].imported:
+            return
+        self.remove_button.setEnabled(False)
+        self.hub_panel.worker.remove(self._selected[0].id)
+
+    def _removed(self, catalog: object, model_id: str) -> None:
+        name = next((m.name for m in self.context.catalog.models if m.id == model_id), model_id)
+        self._selected = None
+        self._catalog_reloaded(catalog, "")
+        self.hub_panel.status.setText(f"Removed {name} from your catalogue; downloaded files, if any, are kept.")
+        self.context.events.status_message.emit(f"Removed {name} from your catalogue")
+
+    def _catalog_reloaded(self, catalog: object, model_id: str) -> None:
+        """A model was added or removed: show the new catalogue and select what was added."""
+        assert isinstance(catalog, Catalog)
+        self.context.catalog = catalog
+        self.source.set_catalog(catalog)
+        if model_id:
+            added = catalog.model(model_id)
+            self.select_variant(added.variants[0].id)
+            self.context.events.status_message.emit(f"Added {added.name} to your catalogue")
 
     def _installed_changed(self) -> None:
         self.source.refresh_install_states()
@@ -249,6 +308,7 @@ class CatalogPage(QWidget):
                 button.setEnabled(False)
             self.alternative_button.hide()
             self.convert_button.hide()
+            self.remove_button.hide()
             return
         model, variant = self._selected
         row = self.source.row_info(variant.id)
@@ -270,6 +330,8 @@ class CatalogPage(QWidget):
         self.convert_button.setText("Converted for llama.cpp" if conversion else "Download and convert for llama.cpp")
         self.alternative_button.setVisible(alternative is not None)
         self.alternative_button.setEnabled(alternative is not None)
+        self.remove_button.setVisible(model.imported)
+        self.remove_button.setEnabled(model.imported)
 
     def _download(self) -> None:
         if self._selected:
@@ -300,16 +362,15 @@ class CatalogPage(QWidget):
         row = self.source.row_of(variant_id)
         if row < 0:
             return False
-        proxy_index = self.proxy.mapFromSource(self.source.index(row, 0))
-        if not proxy_index.isValid():
+        if not self.tree.index_of_variant(variant_id).isValid():
             self.search.clear()
             self.format_box.setCurrentIndex(0)
             self.bits_box.setCurrentIndex(0)
             self.size_box.setCurrentIndex(0)
             self.fits_box.setChecked(False)
-            proxy_index = self.proxy.mapFromSource(self.source.index(row, 0))
-        self.table.selectRow(proxy_index.row())
-        self.table.scrollTo(proxy_index)
+        index = self.tree.index_of_variant(variant_id)
+        self.table.setCurrentIndex(index)
+        self.table.scrollTo(index)
         return True
 
     def _update_subtitle(self) -> None:

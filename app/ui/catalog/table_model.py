@@ -34,6 +34,7 @@ class Column(IntEnum):
     SIZE = 5
     FIT = 6
     STATUS = 7
+    SOURCE = 8
 
 
 HEADERS = {
@@ -45,6 +46,7 @@ HEADERS = {
     Column.SIZE: "Size",
     Column.FIT: "Fits",
     Column.STATUS: "Status",
+    Column.SOURCE: "Source",
 }
 
 
@@ -82,6 +84,16 @@ class CatalogTableModel(QAbstractTableModel):
         self._rows = [Row(m, v) for m, v in catalog.variants()]
         self.hardware: Hardware | None = None
         self.refresh_install_states()
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Show a reloaded catalogue (after an import or a removal), keeping the hardware verdicts."""
+        self.beginResetModel()
+        self._rows = [Row(m, v) for m, v in catalog.variants()]
+        for row in self._rows:
+            row.state = install_state(self._models_dir, row.variant)
+            row.conversion = converted_model(self._models_dir, row.variant)
+            row.fit = assess(row.variant, self.hardware) if self.hardware else None
+        self.endResetModel()
 
     # -- data updates -------------------------------------------------------
     def set_hardware(self, hardware: Hardware) -> None:
@@ -139,7 +151,8 @@ class CatalogTableModel(QAbstractTableModel):
             return row.fit.fit if row.fit else None
         if role == Role.SEARCH:
             v, m = row.variant, row.model
-            words = [m.name, m.id, m.creator, m.architecture, v.repo, v.revision, v.quant or "", v.format]
+            words = [m.name, m.id, m.creator, m.architecture, v.repo, v.revision, v.quant or "", v.format,
+                     m.source_label]
             return " ".join(words).lower()
         if role == Role.BADGE:
             if column == Column.FORMAT:
@@ -175,6 +188,8 @@ class CatalogTableModel(QAbstractTableModel):
             case Column.STATUS:
                 # Not installed is the usual case: leave the cell quiet.
                 return row.status
+            case Column.SOURCE:
+                return row.model.source_label
         return ""
 
     def _sort_key(self, row: Row, column: Column) -> Any:

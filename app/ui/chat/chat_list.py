@@ -29,12 +29,16 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 class ChatListRole(IntEnum):
     CHAT = Qt.ItemDataRole.UserRole + 1
     CHAT_ID = Qt.ItemDataRole.UserRole + 2
+    REPLY_STATE = Qt.ItemDataRole.UserRole + 3  # "interrupted", "streaming" or None
 
 
 def when_label(stamp: float, now: float | None = None) -> str:
     """"10:42", "Yesterday", "Mon", or "12 Mar 2025": short, like a mail client."""
     now = time.time() if now is None else now
-    then, today = datetime.fromtimestamp(stamp), datetime.fromtimestamp(now)
+    try:
+        then, today = datetime.fromtimestamp(stamp), datetime.fromtimestamp(now)
+    except (OverflowError, OSError, ValueError):
+        return ""  # a time the platform cannot show (the store hands out only sane ones)
     days = (today.date() - then.date()).days
     if days <= 0:
         return then.strftime("%H:%M")
@@ -52,6 +56,7 @@ class ChatListModel(QAbstractListModel):
         super().__init__(parent)
         self._store = store
         self._chats: list[Chat] = []
+        self._states: dict[int, str] = {}
         self._query = ""
         self.refresh()
 
@@ -74,6 +79,8 @@ class ChatListModel(QAbstractListModel):
             return chat
         if role == ChatListRole.CHAT_ID:
             return chat.id
+        if role == ChatListRole.REPLY_STATE:
+            return self._states.get(chat.id)
         return None
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -88,8 +95,10 @@ class ChatListModel(QAbstractListModel):
     def refresh(self) -> None:
         """Re-read the store (after a new chat, a rename, a delete, a new message)."""
         chats = self._store.search(self._query) if self._query else self._store.list_chats()
+        states = self._store.reply_states()
         self.beginResetModel()
         self._chats = chats
+        self._states = states
         self.endResetModel()
 
     def row_of(self, chat_id: int) -> int | None:
@@ -139,6 +148,8 @@ class ChatListDelegate(QStyledItemDelegate):
         small.setPointSizeF(font.pointSizeF() * 0.86)
         small_metrics = QFontMetrics(small)
         detail = when_label(chat.updated) + (f"  ·  {chat.model}" if chat.model else "")
+        if index.data(ChatListRole.REPLY_STATE) == "interrupted":
+            detail = "Interrupted reply  ·  " + detail
         detail_rect = QRect(inner.left(), title_rect.bottom() + 3, inner.width(), metrics.height())
         painter.setFont(small)
         painter.setPen(QPen(QColor(self.theme.text_muted)))

@@ -11,7 +11,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMessageBox,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
-from app.engine.chat_format import ChatFormat, resolve_chat_format
+from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
-from app.engine.templates import Message
+from app.engine.templates import Message, TemplateRefusal
 from app.errors import HearthError
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
@@ -86,6 +86,12 @@ class ChatPage(QWidget):
         self.banner.setObjectName("Banner")
         self.banner.setWordWrap(True)
         self.banner.hide()
+        # Offered when the model's template refuses the conversation (a system role, say).
+        self.remedy_button = QPushButton()
+        self.remedy_button.setObjectName("RemedyButton")
+        self.remedy_button.hide()
+        self.remedy_button.clicked.connect(self.apply_remedy)
+        self._offered_remedy: str | None = None
 
         conversation = QWidget()
         conversation.setObjectName("Conversation")
@@ -94,6 +100,7 @@ class ChatPage(QWidget):
         column.setSpacing(0)
         column.addWidget(self.model_bar)
         column.addWidget(self.banner)
+        column.addWidget(self.remedy_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.center, 1)
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(SPACE_XL, SPACE_M, SPACE_XL, SPACE_L)
@@ -126,7 +133,8 @@ class ChatPage(QWidget):
         events = self.context.events
         self.sidebar.chat_selected.connect(self.open_chat)
         self.sidebar.new_chat_requested.connect(self.new_chat)
-        self.sidebar.delete_requested.connect(self._confirm_delete)
+        self.sidebar.delete_requested.connect(self.delete_chat)
+        self.sidebar.chat_restored.connect(self.open_chat)
         self.sidebar.model.renamed.connect(lambda *_: None)
         self.model_bar.load_requested.connect(self.load_model)
         self.model_bar.unload_requested.connect(self.engine.unload)
@@ -264,6 +272,7 @@ class ChatPage(QWidget):
             return  # clicking the chat that is streaming does not stop it
         self._end_generation()
         try:
+            self.store.recover_interrupted()  # replies left streaming by a process since killed
             self.chat = self.store.chat(chat_id)
         except ChatStoreError as exc:
             self.show_error(str(exc))
@@ -279,24 +288,17 @@ class ChatPage(QWidget):
         self._show_settings_for_chat()
 
     def delete_chat(self, chat_id: int) -> None:
+        """Delete at once; the sidebar offers Undo, which restores it with its messages."""
         if self.chat is not None and self.chat.id == chat_id:
             self._end_generation()
-        self.store.delete_chat(chat_id)
+        try:
+            self.sidebar.delete_chat(chat_id)
+        except ChatStoreError as exc:
+            self.show_error(str(exc))
+            return
         if self.chat is not None and self.chat.id == chat_id:
             self.new_chat()
         self.sidebar.refresh(self.chat.id if self.chat else None)
-
-    def _confirm_delete(self, chat_id: int) -> None:
-        title = self.store.chat(chat_id).display_title
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Delete chat")
-        box.setText(f"Delete “{title}” and all its messages? This cannot be undone.")
-        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        if box.clickedButton() is delete:
-            self.delete_chat(chat_id)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -363,7 +365,8 @@ class ChatPage(QWidget):
         system = self.system_message()
         turns = [Message("system", system)] if system else []
         turns += [Message(m.role, m.content) for m in history if m.role in ("user", "assistant")]
-        return chat_format.render(turns), chat_format
+        remedy = self.chat.settings.get("template_remedy") if self.chat is not None else None
+        return chat_format.render(turns, remedy=remedy if isinstance(remedy, str) else None), chat_format
 
     def _preview_prompt(self) -> str:
         try:
@@ -415,11 +418,21 @@ class ChatPage(QWidget):
         self.chat = self.store.chat(self.chat.id)
         self.sidebar.refresh(self.chat.id)
 
-    def _start_reply(self) -> None:
+    def _start_reply(self, continuing: StoredMessage | None = None) -> None:
+        """Ask for a new reply, or (``continuing``) for more of an interrupted or stopped one."""
         assert self.chat is not None
         history = [m for m in self.messages.messages() if m.status != "error"]
+        if continuing is not None:
+            history = [m for m in history if m.id != continuing.id]
         try:
             built = self.build_prompt(history)
+        except TemplateRefusal as refusal:
+            if refusal.remedy is None:
+                self.show_error(str(refusal))
+            else:
+                self.show_error(f"This model's prompt template does not accept the conversation as it is "
+                                f"({refusal.reason}).", remedy=refusal.remedy)
+            return
         except HearthError as exc:
             self.show_error(str(exc))
             return
@@ -427,11 +440,18 @@ class ChatPage(QWidget):
             return
         prompt, chat_format = built
         sampling = sampling_from(self.chat.settings, self._model_defaults()[1])
-        reply = self.store.add_message(
-            self.chat.id, "assistant", "", status="streaming", model=self.model_bar.current_name()
-        )
-        self.writer = ReplyWriter(self.store, reply.id)
-        self.messages.append(reply)
+        if continuing is None:
+            reply = self.store.add_message(
+                self.chat.id, "assistant", "", status="streaming", model=self.model_bar.current_name()
+            )
+            self.writer = ReplyWriter(self.store, reply.id, on_error=self._save_failed)
+            self.messages.append(reply)
+        else:
+            # The stored text is the start of the assistant's turn; the model carries on from it.
+            prompt, reply = prompt + continuing.content, continuing
+            self.store.update_message(reply.id, status="streaming")
+            self.writer = ReplyWriter(self.store, reply.id, text=reply.content, on_error=self._save_failed)
+            self.messages.update_message(reply.id, status="streaming")
         self.messages.live_id = reply.id
         self.last_prompt = prompt
         self.settings.show_prompt(prompt)
@@ -546,6 +566,19 @@ class ChatPage(QWidget):
             return
         self._start_reply()
 
+    def continue_reply(self) -> None:
+        """Carry on the last reply (interrupted or stopped) from its stored text."""
+        messages = self.messages.messages()
+        if self.generating or self.chat is None or not messages:
+            return
+        last = messages[-1]
+        if last.role != "assistant" or last.status not in ("interrupted", "stopped"):
+            return
+        if self.engine.info is None:
+            self.show_error("Load a model to continue the reply.")
+            return
+        self._start_reply(continuing=last)
+
     def edit_message(self, row: int) -> None:
         """Put a user message back in the composer; sending replaces it and what followed."""
         index = self.messages.index(row)
@@ -572,6 +605,8 @@ class ChatPage(QWidget):
             self.edit_message(row)
         elif action == "regenerate":
             self.regenerate()
+        elif action == "continue":
+            self.continue_reply()
 
     def _copy_code(self, code: str) -> None:
         QGuiApplication.clipboard().setText(code)
@@ -579,13 +614,38 @@ class ChatPage(QWidget):
 
     # -- errors and shutdown ----------------------------------------------------------------
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, remedy: str | None = None) -> None:
         self.banner.setText(message)
         self.banner.show()
+        self._offered_remedy = remedy
+        if remedy is not None:
+            self.remedy_button.setText(remedy_label(remedy))
+        self.remedy_button.setVisible(remedy is not None)
         self.context.events.status_message.emit(message)
+
+    def _save_failed(self, exc: ChatStoreError) -> None:
+        """A reply could not be saved (a full disk): it stays in the window, and is said once."""
+        message = (f"{exc}. The reply stays in this window; free some space, and what was saved "
+                   "is marked interrupted on the next start.")
+        if self.banner.isHidden() or self.banner.text() != message:
+            self.show_error(message)
 
     def hide_error(self) -> None:
         self.banner.hide()
+        self.remedy_button.hide()
+        self._offered_remedy = None
+
+    def apply_remedy(self) -> None:
+        """Remember the offered remedy for this chat, then ask for the reply again."""
+        remedy = self._offered_remedy
+        if remedy is None or self.chat is None:
+            return
+        settings = dict(self.chat.settings)
+        settings["template_remedy"] = remedy
+        self.chat = self.store.update_chat(self.chat.id, settings=settings)
+        self.hide_error()
+        if not self.generating:
+            self._start_reply()
 
     def shutdown(self) -> None:
         """Window closing: end the reply (saved as stopped) and the engine process."""

@@ -1,14 +1,15 @@
-"""The conversation list beside the chat: search, new chat, rename in place, delete."""
+"""The conversation list beside the chat: search, new chat, rename in place, delete with undo."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
@@ -18,11 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chats.store import ChatStore
+from app.chats.store import ChatStore, DeletedChat
 from app.ui.chat.chat_list import ChatListDelegate, ChatListModel, ChatListRole
 from app.ui.theme import SPACE_M, SPACE_S, Theme, icon
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+UNDO_MS = 15_000  # how long "Undo" stays offered after a delete
 
 
 class EditableChatListModel(ChatListModel):
@@ -79,12 +81,14 @@ class Sidebar(QFrame):
     Signals:
         chat_selected(int): the user opened a chat.
         new_chat_requested(): New chat was clicked.
-        delete_requested(int): the user asked to delete a chat (the page confirms).
+        delete_requested(int): the user asked to delete a chat (the page calls ``delete_chat``).
+        chat_restored(int): Undo put a deleted chat back.
     """
 
     chat_selected = Signal(int)
     new_chat_requested = Signal()
     delete_requested = Signal(int)
+    chat_restored = Signal(int)
 
     def __init__(self, store: ChatStore, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,6 +131,26 @@ class Sidebar(QFrame):
         layout.addWidget(self.list, 1)
         self.filler = QWidget()
         layout.addWidget(self.filler, 1)
+        self._store = store
+        self._deleted: DeletedChat | None = None
+        self.undo_bar = QFrame()
+        self.undo_bar.setObjectName("UndoBar")
+        bar = QHBoxLayout(self.undo_bar)
+        bar.setContentsMargins(SPACE_S, SPACE_S, SPACE_S, SPACE_S)
+        self.undo_label = QLabel()
+        self.undo_label.setObjectName("Muted")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setObjectName("UndoDelete")
+        self.undo_button.setToolTip("Put the deleted chat back with all its messages (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.undo_delete)
+        bar.addWidget(self.undo_label, 1)
+        bar.addWidget(self.undo_button)
+        self.undo_bar.hide()
+        layout.addWidget(self.undo_bar)
+        self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_MS)
+        self._undo_timer.timeout.connect(self._forget_deleted)
+        QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_delete,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._search_timer = QTimer(self, singleShot=True, interval=200)
         self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
@@ -159,6 +183,35 @@ class Sidebar(QFrame):
         if row is not None:
             self.list.edit(self.model.index(row))
 
+    def delete_chat(self, chat_id: int) -> None:
+        """Delete the chat now and offer Undo for a while (raises ChatStoreError if it fails)."""
+        deleted = self._store.delete_chat(chat_id)
+        self._deleted = deleted
+        title = self.undo_label.fontMetrics().elidedText(
+            f"Deleted “{deleted.chat.display_title}”", Qt.TextElideMode.ElideRight, 170)
+        self.undo_label.setText(title)
+        self.undo_bar.show()
+        self._undo_timer.start()
+
+    @property
+    def can_undo(self) -> bool:
+        return self._deleted is not None
+
+    def undo_delete(self) -> None:
+        """Put the last deleted chat back: the same id, messages and order."""
+        deleted, self._deleted = self._deleted, None
+        self._undo_timer.stop()
+        self.undo_bar.hide()
+        if deleted is None:
+            return
+        chat = self._store.restore_chat(deleted)
+        self.refresh(chat.id)
+        self.chat_restored.emit(chat.id)
+
+    def _forget_deleted(self) -> None:
+        self._deleted = None
+        self.undo_bar.hide()
+
     def _apply_search(self) -> None:
         current = self.list.currentIndex().data(ChatListRole.CHAT_ID)
         self.model.set_query(self.search.text())
@@ -184,5 +237,5 @@ class Sidebar(QFrame):
         chat_id = int(index.data(ChatListRole.CHAT_ID))
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.edit(index))
-        menu.addAction("Delete…", lambda: self.delete_requested.emit(chat_id))
+        menu.addAction("Delete", lambda: self.delete_requested.emit(chat_id))
         menu.popup(self.list.viewport().mapToGlobal(point))
