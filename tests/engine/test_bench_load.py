@@ -63,3 +63,19 @@ def test_bench_rejects_a_bad_thread_count(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "threads must be 'auto' or a whole number of at least 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_synthetic_q4_0_llama_loads_and_decodes_in_llama_cpp(tmp_path: Path) -> None:
+    """The bench's 1.1B writer, at a small size: real Q4_0 blocks llama.cpp accepts and runs."""
+    import gguf
+
+    from app.engine.benchmark import raw_decode
+    from tests.engine.tiny_gguf import write_synthetic_llama
+
+    path = write_synthetic_llama(tmp_path / "synthetic.gguf", n_layer=2, n_embd=256, n_ff=512, n_head=8,
+                                 n_head_kv=4, n_vocab=1000)
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(path).tensors}
+    assert types["blk.0.ffn_up.weight"] == gguf.GGMLQuantizationType.Q4_0
+    assert types["token_embd.weight"] == gguf.GGMLQuantizationType.Q4_0
+    result = raw_decode(str(path), n_ctx=256, n_threads=1, n_tokens=4, prompt="hello world the is")
+    assert result.generated == 4 and result.decode_tps > 0
