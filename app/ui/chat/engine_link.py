@@ -13,7 +13,10 @@ from app.engine.chat_session import plan_load
 from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+from app.engine.rpc import active_remote_machines
+from app.engine.thread_setting import load_thread_setting
 from app.errors import HearthError
+from app.paths import app_dirs
 
 if TYPE_CHECKING:
     from app.ui.engine.engine_adapter import EngineAdapter
@@ -92,7 +95,9 @@ class EngineLink(QObject):
 
     def _plan(self, path: str) -> None:
         try:
-            settings, plan = plan_load(Path(path), read_gguf_metadata(path))
+            threads = load_thread_setting(app_dirs().settings_file)  # "auto" unless the user fixed it
+            settings, plan = plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines(),
+                                       n_threads=threads)
             self._planned.emit(settings, plan)
         except HearthError as exc:
             self._planned.emit(str(exc), None)
