@@ -3,7 +3,7 @@
 # usage: bench/startup_bench.sh BEFORE_TREE AFTER_TREE [ROUNDS]   e.g. a `git archive` of main in /tmp, and .
 # Bytecode caches on (a bundle ships bytecode); each tree has its own HEARTH_HOME, warmed by one start first.
 BEFORE=$(cd "$1" && pwd); AFTER=$(cd "$2" && pwd); N=${3:-15}
-PY=${PYTHON:-$(dirname "$0")/../.venv/bin/python}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 PROBE=$(cd "$(dirname "$0")" && pwd)/startup_probe.py
 one() {
   (cd /tmp && env -u PYTHONDONTWRITEBYTECODE HEARTH_HOME="/tmp/startup-bench-home-$(echo "$1" | md5sum | cut -c1-8)" \
