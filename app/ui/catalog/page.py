@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
@@ -45,7 +46,7 @@ COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
 
 
 class HardwareProbe(QObject):
-    """Detects RAM and GPUs on a pool thread (nvidia-smi can take a while).
+    """Detects RAM and GPUs on a pool thread (the first ggml device query loads llama.cpp: too slow for the GUI).
 
     Signals:
         detected(Hardware): the machine's memory, delivered on the GUI thread.
@@ -54,7 +55,12 @@ class HardwareProbe(QObject):
     detected = Signal(object)
 
     def start(self) -> None:
-        QThreadPool.globalInstance().start(lambda: self.detected.emit(detect_hardware()))
+        QThreadPool.globalInstance().start(self._detect)
+
+    def _detect(self) -> None:
+        hardware = detect_hardware()
+        with contextlib.suppress(RuntimeError):  # the window was closed while the machine was asked
+            self.detected.emit(hardware)
 
 
 class CatalogPage(QWidget):

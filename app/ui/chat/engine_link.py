@@ -12,8 +12,10 @@ from app.engine.chat_session import plan_load
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
 from app.engine.rpc import active_remote_machines
+from app.engine.thread_setting import load_thread_setting
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
+from app.paths import app_dirs
 from app.ui.workers import LatestWorker
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
 def _plan(path: str) -> tuple[LoadSettings, OffloadPlan] | str:
     """Settings and offload plan for ``path``, or why it cannot be loaded (runs off the GUI thread)."""
     try:
-        return plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines())
+        threads = load_thread_setting(app_dirs().settings_file)  # "auto" unless the user fixed it
+        return plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines(), n_threads=threads)
     except HearthError as exc:
         return str(exc)
     except Exception as exc:  # a broken file or probe must not kill the page

@@ -238,7 +238,8 @@ class ChatPage(QWidget):
             self.conversation.set_model(path, self.model_bar.current_name())
 
     def _loaded(self, info: ModelInfo) -> None:
-        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan))
+        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan),
+                                   info.threads.describe() if info.threads else "")
         self.hide_error()
         text, self._send_after_load = self._send_after_load, None
         if text is not None:
@@ -516,6 +517,8 @@ class ChatPage(QWidget):
         if request_id != self.request_id:
             return
         stopped = self._stopping or stats.stop_reason == "stopped"
+        if stats.threads is not None:
+            self.model_bar.show_threads(stats.threads.describe())
         self._finish("stopped" if stopped else "complete", stats)
 
     def _failed(self, request_id: int, message: str) -> None:
