@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.protocol import SamplingSettings
-from app.engine.sampling import merge_sampling
 from app.engine.thread_setting import load_thread_setting, save_thread_setting
 from app.errors import HearthError
 from app.paths import app_dirs
@@ -37,15 +36,6 @@ SAMPLING_FIELDS: tuple[tuple[str, str, float, float, float, int], ...] = (
     ("repeat_penalty", "Repeat penalty", 1.0, 2.0, 0.05, 2),
     ("max_tokens", "Max reply tokens", 16, 8192, 16, 0),
 )
-
-
-def sampling_from(settings: dict[str, Any], model_defaults: dict[str, float | int] | None = None) -> SamplingSettings:
-    """Sampling for a chat: its saved values over the model's catalogue defaults over Hearth's.
-
-    The same merge as the conversation's (:mod:`app.engine.sampling`): a bad value keeps the one before it.
-    """
-    saved = settings.get("sampling", {})
-    return merge_sampling(model_defaults, saved if isinstance(saved, dict) else None).settings
 
 
 class ChatSettingsPanel(QFrame):
