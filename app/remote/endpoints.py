@@ -22,6 +22,7 @@ class Endpoint:
     name: str
     url: str
     api_key: str | None = field(default=None, repr=False)
+    models: tuple[str, ...] = ()  # its /v1/models when last asked (the model picker lists them)
 
     @property
     def base_url(self) -> str:
@@ -66,7 +67,9 @@ class EndpointStore:
         for item in raw if isinstance(raw, list) else []:
             if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("url"), str):
                 key = item.get("api_key")
-                found.append(Endpoint(item["name"], item["url"], key if isinstance(key, str) and key else None))
+                models = item.get("models")
+                found.append(Endpoint(item["name"], item["url"], key if isinstance(key, str) and key else None,
+                                      tuple(str(m) for m in models) if isinstance(models, list) else ()))
         return found
 
     def save(self, endpoints: list[Endpoint]) -> None:
@@ -74,7 +77,7 @@ class EndpointStore:
         temporary = self.path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump([asdict(e) for e in endpoints], out, indent=2)
+            json.dump([{**asdict(e), "models": list(e.models)} for e in endpoints], out, indent=2)
         os.replace(temporary, self.path)
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)

@@ -35,6 +35,7 @@ from app.engine.protocol import (
 )
 from app.engine.templates import Message
 from app.remote.endpoints import Endpoint
+from app.remote.messages import decode_messages
 
 EventHandler = Callable[[Event], None]
 _REASONS: dict[str, StopReason] = {"stop": "eos", "length": "max_tokens", "tool_calls": "eos",
@@ -200,6 +201,8 @@ class RemoteEngine:
             body["presence_penalty"] = sampling.presence_penalty
         if stop:
             body["stop"] = list(stop)[:4]
+        if messages is None:
+            messages = decode_messages(prompt)  # the chat window's prompt for a remote model
         if messages is None:
             return "/completions", {**body, "prompt": prompt}
         return "/chat/completions", {**body, "messages": [{"role": m.role, "content": m.content}

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.engine.protocol import GenerationStats, SamplingSettings
 from app.engine.templates import Message
 from app.remote.engine import RemoteEngine
+from app.remote.messages import encode_messages
 
 
 @dataclass(frozen=True)
 class RemoteFormat:
-    """What the front ends show of a remote model's format: the server applies its own template."""
+    """What the front ends see of a remote model's format: the server applies its own template."""
 
     model_name: str
     label: str = "the endpoint's own chat template"
     system_message: str | None = None
     stop: tuple[str, ...] = ()
+    model: None = None
+
+    def render(self, messages: Iterable[Message], *, remedy: str | None = None) -> str:
+        return encode_messages(messages)
 
 
 @dataclass

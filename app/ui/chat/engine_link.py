@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from app.engine.chat_session import plan_load
 from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.offload import OffloadPlan
-from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+from app.engine.protocol import Event, LoadSettings, ModelInfo, SamplingSettings
 from app.errors import HearthError
+from app.remote.endpoints import Endpoint, EndpointStore
+from app.remote.engine import RemoteEngine
+from app.remote.messages import parse_remote_path
 
 if TYPE_CHECKING:
     from app.ui.engine.engine_adapter import EngineAdapter
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
 
 def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
     """The loaded state in a line: where the layers run (the offload plan) and the context."""
+    if info.architecture == "remote":
+        return f"Ready  ·  {info.name}"
     if plan is not None and plan.n_gpu_layers > 0:
         return f"Ready  ·  {plan}  ·  {info.n_ctx:,}-token context"
     if plan is not None:
@@ -59,17 +65,27 @@ class EngineLink(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._adapter: EngineAdapter | None = None
+        self._remote: str | None = None  # the endpoint the adapter talks to; None: the local worker
+        self._remote_path = ""
         self._loading = False
         self._request: int | None = None
         self.info: ModelInfo | None = None
         self.plan: OffloadPlan | None = None
         self._planned.connect(self._start_load, Qt.ConnectionType.QueuedConnection)
 
-    def _ensure(self) -> EngineAdapter:
+    def _ensure(self, remote: Endpoint | None) -> EngineAdapter:
+        wanted = remote.name if remote is not None else None
+        if self._adapter is not None and self._remote != wanted:  # switching local <-> remote
+            self.shutdown()
         if self._adapter is None:
             from app.ui.engine.engine_adapter import EngineAdapter
 
-            adapter = EngineAdapter(self)
+            factory = None
+            if remote is not None:
+                def factory(on_event: Callable[[Event], None]) -> Any:
+                    return RemoteEngine(remote, on_event)
+            adapter = EngineAdapter(self, factory)
+            self._remote = wanted
             adapter.loaded.connect(self._on_loaded)
             adapter.failed.connect(self._on_failed)
             adapter.crashed.connect(self._on_crashed)
@@ -88,6 +104,17 @@ class EngineLink(QObject):
         self._loading = True
         self.info = None
         self.plan = None
+        remote = parse_remote_path(path)
+        if remote is not None:
+            endpoint = EndpointStore().find(remote[0])
+            if endpoint is None:
+                self._loading = False
+                self.load_failed.emit(f"the endpoint {remote[0]!r} is no longer in your settings: "
+                                      "add it again under Settings > Remote endpoints")
+                return
+            self._remote_path = path
+            self._ensure(endpoint).load(LoadSettings(remote[1]))
+            return
         threading.Thread(target=self._plan, args=(path,), name="load-plan", daemon=True).start()
 
     def _plan(self, path: str) -> None:
@@ -105,7 +132,7 @@ class EngineLink(QObject):
             self.load_failed.emit(settings)
             return
         self.plan = plan
-        self._ensure().load(settings)
+        self._ensure(None).load(settings)
 
     def unload(self) -> None:
         if self._adapter is not None:
@@ -114,7 +141,7 @@ class EngineLink(QObject):
 
     def generate(self, prompt: str, stop: Sequence[str], sampling: SamplingSettings,
                  chat_id: str) -> int:
-        self._request = self._ensure().generate(prompt, stop, sampling, chat_id)
+        self._request = (self._adapter or self._ensure(None)).generate(prompt, stop, sampling, chat_id)
         return self._request
 
     def stop(self, request_id: int) -> None:
@@ -124,9 +151,13 @@ class EngineLink(QObject):
     def shutdown(self) -> None:
         if self._adapter is not None:
             self._adapter.shutdown()
+            self._adapter.deleteLater()
             self._adapter = None
+            self._remote = None
 
     def _on_loaded(self, info: ModelInfo) -> None:
+        if info.architecture == "remote":  # the page knows it by its remote:NAME/MODEL path
+            info = replace(info, path=self._remote_path)
         self._loading = False
         self.info = info
         self.loaded.emit(info)

@@ -77,6 +77,15 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
     return found
 
 
+def remote_models() -> list[InstalledModel]:
+    """The models of the user's remote endpoints (as last listed), named "remote: ENDPOINT"."""
+    from app.remote.endpoints import EndpointStore
+    from app.remote.messages import remote_path
+
+    return [InstalledModel(Path(remote_path(endpoint.name, model)), model, f"remote: {endpoint.name}")
+            for endpoint in EndpointStore().load() for model in endpoint.models]
+
+
 class ElidedLabel(QLabel):
     """A one-line label that ends in "…" when narrow; the full text is its tooltip."""
 

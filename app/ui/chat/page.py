@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
@@ -24,11 +24,13 @@ from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
 from app.engine.templates import Message, TemplateRefusal
 from app.errors import HearthError
+from app.remote.messages import parse_remote_path
+from app.remote.session import RemoteFormat
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
 from app.ui.chat.engine_link import EngineLink, describe_load
 from app.ui.chat.messages import MessageListModel
-from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models
+from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models, remote_models
 from app.ui.chat.settings_panel import ChatSettingsPanel, sampling_from
 from app.ui.chat.sidebar import Sidebar
 from app.ui.chat.welcome import WelcomeState
@@ -177,6 +179,7 @@ class ChatPage(QWidget):
         models = installed_models(self.context.catalog, self.context.dirs.models)
         known = {m.path.resolve() for m in models}
         models += [m for m in self._opened if m.path.resolve() not in known]
+        models += remote_models()
         current = self.model_bar.current_path()
         self.model_bar.set_models(models, current)
         starter = self.context.catalog.starter()
@@ -184,6 +187,9 @@ class ChatPage(QWidget):
 
     def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
         """The model's prompt format; an unreadable file is reported unless ``quiet``."""
+        remote = parse_remote_path(path)
+        if remote is not None:  # the endpoint applies its own template to the messages
+            return cast(ChatFormat, RemoteFormat(f"remote: {remote[0]}/{remote[1]}"))
         if path not in self._formats:
             try:
                 self._formats[path] = resolve_chat_format(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
@@ -47,7 +47,8 @@ class EngineAdapter(QObject):
     unloaded = Signal()
     _event_arrived = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 client_factory: Callable[[Callable[[Event], None]], EngineClient] | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
         self._pending: list[str] = []
@@ -59,7 +60,8 @@ class EngineAdapter(QObject):
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
         self._event_arrived.connect(self._on_event)
-        self.client = EngineClient(on_event=self._from_reader_thread)
+        # A remote engine (app.remote.engine) offers the same methods and events.
+        self.client = (client_factory or EngineClient)(self._from_reader_thread)
 
     # Runs on the client's reader thread: buffer tokens, forward everything else.
     def _from_reader_thread(self, event: Event) -> None:
