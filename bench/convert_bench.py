@@ -1,10 +1,13 @@
-"""GPTQ-to-GGUF conversion benchmark: throughput (MB/s of safetensors read) and peak RSS as the checkpoint grows.
+"""GPTQ-to-GGUF conversion benchmark: time and peak RSS of exact vs requantised conversions, and quality figures.
 
-Writes synthetic 4-bit GPTQ llama checkpoints (Llama-2-7B layer shapes, random packed weights, group 128,
-act order on) of a few sizes into a temporary folder, converts each in a child process, records wall
-time and the child's peak resident memory, and deletes everything afterwards.
+Writes synthetic 4-bit GPTQ llama checkpoints (Llama-2-7B layer shapes, random packed weights, symmetric,
+group 128) of a few sizes into a temporary folder: with g_idx in order (converts exactly into Q4_0) and
+with act order permuting the groups (requantised). Converts each in a child process and records wall
+time, that process's peak resident memory and the peak of its llama.cpp children (requantising and
+measuring). Then converts tiny trained-shape test checkpoints (tests/convert/tiny_gptq.py) and reports
+KL divergence and top-1 agreement against the exact F16 model: exact vs requantised. Deletes everything.
 
-    .venv/bin/python bench/convert_bench.py [--sizes 0.5 2] [--types f16 q8_0] [--requantize-size 0.5]
+    .venv/bin/python bench/convert_bench.py [--sizes 0.5 2] [--quality-size 0.5] [--quality-tokens 128]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +47,8 @@ def layer_specs(layer: int) -> list[tuple[str, str, tuple[int, ...]]]:
     return specs
 
 
-def tensor_data(name: str, dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def tensor_data(name: str, dtype: str, shape: tuple[int, ...], rng: np.random.Generator,
+                permuted: bool = True) -> np.ndarray:
     if name.endswith(".qweight"):
         return rng.integers(-(2**31), 2**31, size=shape, dtype=np.int32)
     if name.endswith(".qzeros"):
@@ -51,11 +56,12 @@ def tensor_data(name: str, dtype: str, shape: tuple[int, ...], rng: np.random.Ge
     if name.endswith(".scales"):
         return (rng.random(shape, dtype=np.float32) * 0.01 + 0.001).astype(np.float16)
     if name.endswith(".g_idx"):
-        return rng.permutation(shape[0]).astype(np.int32) // GROUP
+        order = rng.permutation(shape[0]) if permuted else np.arange(shape[0])
+        return order.astype(np.int32) // GROUP
     return (rng.standard_normal(shape, dtype=np.float32) * 0.02 + (1 if "norm" in name else 0)).astype(np.float16)
 
 
-def write_checkpoint(folder: Path, gigabytes: float, tokenizer_model: bytes) -> int:
+def write_checkpoint(folder: Path, gigabytes: float, tokenizer_model: bytes, permuted: bool = True) -> int:
     """Stream a checkpoint of about ``gigabytes`` to disk one tensor at a time; return its byte size."""
     rng = np.random.default_rng(0)
     per_layer = sum(int(np.prod(shape)) * (4 if dtype == "I32" else 2) for _, dtype, shape in layer_specs(0))
@@ -65,7 +71,7 @@ def write_checkpoint(folder: Path, gigabytes: float, tokenizer_model: bytes) -> 
     for layer in range(layers):
         specs += layer_specs(layer)
     specs += [("model.norm.weight", "F16", (HIDDEN,)), ("lm_head.weight", "F16", (vocab, HIDDEN))]
-    header: dict[str, object] = {}
+    header: dict[str, Any] = {}
     offset = 0
     for name, dtype, shape in specs:
         size = int(np.prod(shape)) * (4 if dtype == "I32" else 2)
@@ -77,7 +83,7 @@ def write_checkpoint(folder: Path, gigabytes: float, tokenizer_model: bytes) -> 
     with (folder / "model.safetensors").open("wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         for name, dtype, shape in specs:
-            handle.write(tensor_data(name, dtype, shape, rng).tobytes())
+            handle.write(tensor_data(name, dtype, shape, rng, permuted).tobytes())
     config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": HIDDEN,
               "intermediate_size": FFN, "num_attention_heads": HEADS, "num_key_value_heads": HEADS,
               "num_hidden_layers": layers, "vocab_size": vocab, "max_position_embeddings": 4096,
@@ -90,65 +96,104 @@ def write_checkpoint(folder: Path, gigabytes: float, tokenizer_model: bytes) -> 
 
 
 CHILD = """
-import resource, sys, time
+import json, resource, sys, time
 from pathlib import Path
-from app.convert import convert_branch
+from app.convert import run_conversion
 start = time.perf_counter()
-convert_branch(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+result = run_conversion(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None, quality_tokens=int(sys.argv[4]))
+print(json.dumps({"seconds": time.perf_counter() - start, "type": result.out_type, "mode": result.mode,
+                  "kl": result.quality.kl_mean if result.quality else None,
+                  "top1": result.quality.top1 if result.quality else None,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "children_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
 
-def convert_in_child(folder: Path, out: Path, out_type: str) -> tuple[float, float, float]:
-    """(seconds, peak RSS in MB, peak RSS of llama.cpp's requantising child in MB) of one conversion."""
-    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(out), out_type], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
-    seconds, max_rss_kb, child_rss_kb = result.stdout.split()
-    return float(seconds), int(max_rss_kb) / 1024, int(child_rss_kb) / 1024
+def convert_in_child(folder: Path, out: Path, out_type: str | None, quality_tokens: int) -> dict[str, Any]:
+    """One conversion in a fresh process: seconds, type, mode, quality, peak RSS of it and of its children."""
+    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(out), out_type or "", str(quality_tokens)],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    row: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return row
+
+
+def quality_figures(tokens: int) -> list[dict[str, Any]]:
+    """Exact vs requantised on the tiny test checkpoints (hidden 512, 4 layers): KL and top-1 vs F16."""
+    from app.convert import run_conversion
+    from tests.convert.tiny_gptq import GptqConfig, build_checkpoint, train_tokenizer
+
+    tokenizer_model = train_tokenizer()
+    rows = []
+    cases = [(GptqConfig(4, 128, False, True, "gptq"), [None, "q4_k_m"]),
+             (GptqConfig(3, 128, False, False, "gptq"), [None, "q3_k_m"]),
+             (GptqConfig(4, 32, True, False, "gptq"), [None])]
+    with tempfile.TemporaryDirectory(prefix="hearth-quality-bench-") as scratch:
+        for cfg, types in cases:
+            model = build_checkpoint(Path(scratch) / cfg.id, tokenizer_model, cfg, hidden=512, ffn=1024, layers=4)
+            for out_type in types:
+                result = run_conversion(model.folder, Path(scratch) / f"{cfg.id}.{out_type}.gguf", out_type,
+                                        quality_tokens=tokens)
+                assert result.quality is not None
+                rows.append({"branch": cfg.id, "type": result.out_type.upper(), "mode": result.mode,
+                             "kl": result.quality.kl_mean, "top1": result.quality.top1,
+                             "tokens": result.quality.tokens, "choice": result.choice})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 2.0], help="checkpoint sizes in GB")
-    parser.add_argument("--types", nargs="+", default=["f16", "q8_0"], help="direct output types to time")
-    parser.add_argument("--requantize-size", type=float, default=0.5,
-                        help="also time F16 -> Q4_K_M at this size (0 to skip)")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 2.0],
+                        help="checkpoint sizes in GB for the exact conversion (peak RSS must stay flat)")
+    parser.add_argument("--quality-size", type=float, default=0.5,
+                        help="size in GB at which to time every mode, quality step included (0 to skip)")
+    parser.add_argument("--quality-tokens", type=int, default=128, help="tokens of the quality step")
+    parser.add_argument("--no-figures", action="store_true", help="skip the quality figures of the tiny branches")
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     from tests.convert.tiny_gptq import train_tokenizer
 
     tokenizer_model = train_tokenizer()
+    # (size, permuted g_idx, --type or None, quality tokens, label)
+    jobs = [(size, False, None, 0, "exact (Q4_0), no quality step") for size in args.sizes]
+    if args.quality_size:
+        q, n = args.quality_size, args.quality_tokens
+        jobs += [(q, False, None, n, "exact (Q4_0) + F16 reference + quality step"),
+                 (q, True, "q4_k_m", 0, "requantised: F16 + llama.cpp Q4_K_M, no quality step"),
+                 (q, True, None, n, "requantised: 3 types measured, best kept")]
     rows = []
-    jobs = [(size, out_type) for size in args.sizes for out_type in args.types]
-    if args.requantize_size:
-        jobs.append((args.requantize_size, "q4_k_m"))
-    for size in sorted({size for size, _ in jobs}):
+    for size, permuted in sorted({(size, permuted) for size, permuted, *_ in jobs}):
         scratch = Path(tempfile.mkdtemp(prefix="hearth-convert-bench-", dir=args.tmp))
         try:
             started = time.perf_counter()
-            source_bytes = write_checkpoint(scratch / "branch", size, tokenizer_model)
-            print(f"wrote {source_bytes / 1e9:.2f} GB checkpoint in {time.perf_counter() - started:.0f} s",
-                  flush=True)
-            for job_size, out_type in jobs:
-                if job_size != size:
+            source_bytes = write_checkpoint(scratch / "branch", size, tokenizer_model, permuted)
+            print(f"wrote {source_bytes / 1e9:.2f} GB checkpoint ({'act order' if permuted else 'in order'}) in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            for job_size, job_permuted, out_type, tokens, label in jobs:
+                if (job_size, job_permuted) != (size, permuted):
                     continue
-                out = scratch / f"out.{out_type}.gguf"
-                seconds, rss_mb, quantizer_rss_mb = convert_in_child(scratch / "branch", out, out_type)
-                row = {"checkpoint_gb": round(source_bytes / 1e9, 2), "type": out_type, "seconds": round(seconds, 1),
-                       "mb_per_s": round(source_bytes / 1e6 / seconds, 1), "peak_rss_mb": round(rss_mb),
-                       "quantizer_rss_mb": round(quantizer_rss_mb),
-                       "output_gb": round(out.stat().st_size / 1e9, 2)}
+                out = scratch / "out.gguf"
+                row = convert_in_child(scratch / "branch", out, out_type, tokens)
+                row.update(label=label, checkpoint_gb=round(source_bytes / 1e9, 2),
+                           output_gb=round(out.stat().st_size / 1e9, 2),
+                           mb_per_s=round(source_bytes / 1e6 / float(row["seconds"]), 1))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 out.unlink()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    print("\n| checkpoint | output | time | throughput (read) | peak RSS | llama.cpp quantizer RSS | output size |")
+    figures = [] if args.no_figures else quality_figures(args.quality_tokens)
+    print("\n| checkpoint | conversion | time | read rate | peak RSS | llama.cpp children RSS | output |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['checkpoint_gb']} GB | {row['type'].upper()} | {row['seconds']} s | {row['mb_per_s']} MB/s | "
-              f"{row['peak_rss_mb']} MB | {row['quantizer_rss_mb'] or '-'} MB | {row['output_gb']} GB |")
+        print(f"| {row['checkpoint_gb']} GB | {row['label']} ({str(row['type']).upper()}) | "
+              f"{float(row['seconds']):.1f} s | {row['mb_per_s']} MB/s | {int(row['rss_kb']) // 1024} MB | "
+              f"{int(row['children_rss_kb']) // 1024 or '-'} MB | {row['output_gb']} GB |")
+    print("\n| tiny branch | output | mode | KL vs F16 | top-1 vs F16 |")
+    print("|---|---|---|---|---|")
+    for fig in figures:
+        print(f"| {fig['branch']} | {fig['type']} | {fig['mode']} | {float(fig['kl']):.2g} | "
+              f"{100 * float(fig['top1']):.1f}% |")
     return 0
 
 

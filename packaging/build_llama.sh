@@ -11,7 +11,9 @@ case "$backend" in
   vulkan) args="-DGGML_VULKAN=on -DGGML_NATIVE=off" ;;
   *) echo "unknown backend: $backend (cpu, cuda, metal, vulkan)" >&2; exit 2 ;;
 esac
+# RPC: `hearth rpc-server` and `--rpc HOST:PORT` split one model across machines (same as the Makefile).
+args="$args -DGGML_RPC=on"
 echo "building llama-cpp-python $version for $backend: $args"
 CMAKE_ARGS="$args" python -m pip install --no-cache-dir --force-reinstall --no-binary llama-cpp-python \
   "llama-cpp-python==$version"
-python -c "import llama_cpp; print('GPU offload:', bool(llama_cpp.llama_supports_gpu_offload()))"
+python -c "import llama_cpp; print('GPU offload:', bool(llama_cpp.llama_supports_gpu_offload()), '· RPC:', bool(llama_cpp.llama_supports_rpc()))"

@@ -18,6 +18,7 @@ class Fit(Enum):
 
     GOOD = "fits"
     TIGHT = "tight"
+    REMOTE = "fits with your remote machines"
     NO = "too big"
 
 
@@ -35,8 +36,22 @@ def memory_needed(variant: Variant) -> int:
     return int(variant.size_bytes * (1 + CONTEXT_SHARE)) + RUNTIME_OVERHEAD
 
 
-def assess(variant: Variant, hw: Hardware) -> FitReport:
-    """Judge a variant against the machine's memory."""
+def assess(variant: Variant, hw: Hardware, remote_free: int = 0) -> FitReport:
+    """Judge a variant against the machine's memory, and the remote machines' (free bytes) if any."""
+    report = _assess_here(variant, hw)
+    if report.fit is not Fit.NO or remote_free <= 0 or variant.format != "gguf":
+        return report
+    # Layers spread over this machine and `hearth rpc-server`s (llama.cpp's RPC backend).
+    here = hw.ram_available + (0 if hw.unified_memory else hw.vram_free)
+    if report.need_bytes <= here + remote_free:
+        return FitReport(Fit.REMOTE, report.need_bytes,
+                         f"{report.need_bytes / GB:.1f} GB: too big for this machine, but fits split across "
+                         f"it and your remote machines ({remote_free / GB:.1f} GB free there)")
+    return FitReport(Fit.NO, report.need_bytes, f"{report.reason}, even with your remote machines' "
+                     f"{remote_free / GB:.1f} GB free")
+
+
+def _assess_here(variant: Variant, hw: Hardware) -> FitReport:
     need = memory_needed(variant)
     need_gb = f"{need / GB:.1f} GB"
     if variant.format == "gptq":

@@ -82,6 +82,51 @@ CONVERSION_RECORD_VERSION = 1
 
 
 @dataclass(frozen=True)
+class QualityFigures:
+    """How close a converted GGUF's next-token distributions are to the exact dequantised (F16) model's.
+
+    Measured with llama.cpp on CPU over ``tokens`` positions of a fixed text: mean and largest KL
+    divergence (nats, reference to candidate) and the share of positions whose top-1 token agrees.
+    """
+
+    kl_mean: float
+    kl_max: float
+    top1: float
+    tokens: int
+
+    @property
+    def summary(self) -> str:
+        """``KL 0.0012 · top-1 98.4%``."""
+        return f"KL {self.kl_mean:.4g} · top-1 {100 * self.top1:.1f}%"
+
+    @classmethod
+    def from_json(cls, data: object) -> QualityFigures | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(float(data["kl_mean"]), float(data["kl_max"]), float(data["top1"]), int(data["tokens"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another output type measured during a conversion: its size and quality, and how to get it."""
+
+    out_type: str
+    size: int
+    quality: QualityFigures | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> Alternative | None:
+        if not isinstance(data, dict) or not isinstance(data.get("out_type"), str):
+            return None
+        size = data.get("size")
+        quality = QualityFigures.from_json(data.get("quality"))
+        return cls(data["out_type"], size if isinstance(size, int) else 0, quality)
+
+
+@dataclass(frozen=True)
 class Conversion:
     """A GGUF that Hearth converted from a GPTQ branch, as its JSON record beside the file says."""
 
@@ -95,6 +140,16 @@ class Conversion:
     template: str | None = None
     source_folder: str = ""
     gptq: str = ""
+    # "exact GPTQ weights" or "requantised to Q4_K_M (from act-order groups)"; empty in older records.
+    mode: str = ""
+    quality: QualityFigures | None = None
+    choice: str = ""  # why this output type, when Hearth chose it by measurement
+    alternatives: tuple[Alternative, ...] = ()
+    quality_note: str = ""  # why the quality is not measured, when the step failed
+
+    @property
+    def exact(self) -> bool:
+        return self.mode.startswith("exact")
 
     @property
     def type_label(self) -> str:
@@ -106,6 +161,14 @@ class Conversion:
         """``Q4_K_M · converted from GPTQ main``: the source in a few words."""
         branch = self.branch or Path(self.source_folder).name or "branch"
         return f"{self.type_label} · converted from GPTQ {branch}"
+
+    @property
+    def quality_text(self) -> str:
+        """``exact GPTQ weights · KL 1.2e-06 · top-1 100.0% vs the F16 model``, or what is known."""
+        parts = [self.mode] if self.mode else []
+        if self.quality is not None:
+            parts.append(f"{self.quality.summary} vs the F16 model")
+        return " · ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,8 +205,13 @@ def read_conversion(gguf_path: Path) -> Conversion | None:
         return None
     text = {k: data.get(k) if isinstance(data.get(k), str) else None
             for k in ("repo", "branch", "commit", "variant_id", "template")}
+    alternatives = data.get("alternatives")
     return Conversion(path=gguf_path, out_type=str(data.get("out_type") or ""), size=size,
                       source_folder=str(data.get("source_folder") or ""), gptq=str(data.get("gptq") or ""),
+                      mode=str(data.get("mode") or ""), quality=QualityFigures.from_json(data.get("quality")),
+                      choice=str(data.get("choice") or ""), quality_note=str(data.get("quality_note") or ""),
+                      alternatives=tuple(a for a in map(Alternative.from_json, alternatives or ()) if a is not None)
+                      if isinstance(alternatives, list) else (),
                       **text)
 
 

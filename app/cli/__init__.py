@@ -74,9 +74,10 @@ def main(argv: Sequence[str]) -> int:
         return 0
     handler: Handler | None = getattr(args, "func", None)
     if args.version:
+        from app.engine.rpc_native import rpc_status
         from app.selftest import backend_name
 
-        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()}")
+        print(f"Hearth {__version__} · llama.cpp backend: {backend_name()} · {rpc_status()}")
         return 0
     if args.self_test:
         handler = _self_test

@@ -13,6 +13,7 @@ from app.cli.terminal import safe_json, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.model_files import resolve_model_path
 from app.engine.protocol import LoadSettings, SamplingSettings
+from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 
 
@@ -33,6 +34,9 @@ def register(subparsers: Any) -> None:
                         help="alternating Hearth/raw decode rounds; the best of each is compared, "
                         "since other load on the machine only ever slows a round down (default 12)")
     parser.add_argument("--turns", type=int, default=10, help="scripted chat turns (default 10)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="put every layer on these `hearth rpc-server`s (the raw loop stays local, "
+                        "so the ratio shows what the split costs)")
     parser.add_argument("--chat-repeats", type=int, default=3,
                         help="times the scripted chat runs; each turn's fastest is kept (default 3)")
     parser.set_defaults(func=run)
@@ -50,7 +54,9 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     chat = resolve_chat_format(path, load_catalog())
     driver = BenchDriver()
     try:
-        info = driver.load(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads))
+        rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if getattr(args, "rpc", None) else ()
+        info = driver.load(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads,
+                                        n_gpu_layers=-1 if rpc else 0, rpc=rpc))
         greedy = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=args.tokens,
                                   ignore_eos=True)
         prompt = " ".join([BENCH_PROMPT] * 4)
@@ -92,6 +98,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": info.name,
         "path": str(path),
+        "rpc": list(rpc),
+        "split": info.split,
         "threads": args.threads,
         "ctx": args.ctx,
         "tokens": args.tokens,
@@ -144,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{safe_line(result['model'])}: {args.threads} threads, ctx {args.ctx}, {args.tokens} tokens, "
           f"best of {args.rounds} alternating rounds")
+    if result["split"]:
+        print(f"  Hearth's model: {result['split']} (the raw loop runs on this machine alone)")
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
     return 0

@@ -17,6 +17,7 @@ from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError
+from app.engine.rpc import parse_endpoints
 from app.engine.templates import Message
 from app.errors import HearthError
 
@@ -63,6 +64,9 @@ def register(subparsers: Any) -> None:
                         help="do not record this conversation in the chat history")
     parser.add_argument("--chat", type=int, metavar="ID",
                         help="continue stored chat ID (see `hearth chats list`)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="spread the model's layers over these machines running `hearth rpc-server` "
+                        "(in proportion to their free memory)")
     parser.add_argument("--endpoint", metavar="URL|NAME",
                         help="chat through this OpenAI-compatible server (MODEL is its model id)")
     parser.add_argument("--api-key", metavar="KEY", help="the endpoint's API key")
@@ -95,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         extra["use_mlock"] = True
     if args.no_mmap:
         extra["use_mmap"] = False
-    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, **extra)
+    rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if args.rpc else ()
+    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, rpc=rpc, **extra)
     if args.verbose:
         print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
                         f"prompt format {chat_format.label}"), file=sys.stderr)
@@ -109,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
             raise
     with EngineClient() as client:
         try:
-            client.load_model(settings)
+            info = client.load_model(settings)
         except EngineError as exc:
             if exc.kind == "memory":
                 raise HearthError(f"{exc} ({memory_advice(plan)})") from None
             raise
+        if info.split:
+            print(safe_line(f"{chat_format.model_name}: {info.split}"), file=sys.stderr)
         session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
         try:
             if args.prompt is not None:

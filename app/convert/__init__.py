@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from app.convert.converter import OUTPUT_TYPES, ConvertProgress, convert_branch, default_output
+from app.convert.converter import (
+    OUTPUT_TYPES,
+    ConvertProgress,
+    ConvertResult,
+    convert_branch,
+    default_output,
+    plan_branch,
+    run_conversion,
+)
 from app.convert.errors import ConversionCancelled, ConvertError
 
-__all__ = ["OUTPUT_TYPES", "ConversionCancelled", "ConvertError", "ConvertProgress", "convert_branch",
-           "default_output"]
+__all__ = ["OUTPUT_TYPES", "ConversionCancelled", "ConvertError", "ConvertProgress", "ConvertResult",
+           "convert_branch", "default_output", "plan_branch", "run_conversion"]

@@ -1,45 +1,68 @@
-"""Convert a GPTQ branch folder into a GGUF llama.cpp loads: dequantise, stream-write, optionally requantise."""
+"""Convert a GPTQ branch folder into a GGUF llama.cpp loads, and measure it against the exact F16 model.
+
+Where llama.cpp's blocks can hold the GPTQ weights, they are written as they are (exact mode, the
+default); otherwise the branch is dequantised to F16 and requantised by llama.cpp, to the type asked
+for or, by default, to the type of the branch's size class that measures closest to the F16 model.
+Every conversion ends with a quality step (:mod:`app.convert.quality`) unless ``quality_tokens`` is 0.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gguf
-import numpy as np
 
-from app.catalog.installed import converted_output
-from app.convert.checkpoint import GptqBranch, Hyperparameters, PlannedTensor
+from app.catalog.installed import Alternative, QualityFigures, converted_output
+from app.convert.checkpoint import GptqBranch
 from app.convert.errors import ConversionCancelled, ConvertError
 from app.convert.gptq import GptqSettings, read_json, read_settings
+from app.convert.plan import (
+    DEFAULT_TYPE_FOR_BITS,
+    EXACT_MODE,
+    OUTPUT_TYPES,
+    ConversionPlan,
+    human_size,
+    plan_conversion,
+    requantised_mode,
+)
+from app.convert.quality import DEFAULT_QUALITY_TOKENS, QualityMeter
 from app.convert.requantize import requantize, wait_for_removal
-from app.convert.vocabulary import load_vocabulary
+from app.convert.writer import ConvertProgress, ProgressCallback, plain_types, write_gguf
 
-OUTPUT_TYPES = ("q4_k_m", "q3_k_m", "q8_0", "f16")
-DEFAULT_TYPE_FOR_BITS = {2: "q3_k_m", 3: "q3_k_m", 4: "q4_k_m", 8: "q8_0"}
-# Approximate bits per weight of each result, for the free-space estimate.
-_BITS_PER_WEIGHT = {"q4_k_m": 4.9, "q3_k_m": 3.95, "q8_0": 8.5, "f16": 16.0}
-_CHUNK_ELEMENTS = 1 << 23  # rows are dequantised in blocks of about 8M weights (32 MB of float32)
+__all__ = ["DEFAULT_QUALITY_TOKENS", "DEFAULT_TYPE_FOR_BITS", "OUTPUT_TYPES", "ConvertProgress", "ConvertResult",
+           "ProgressCallback", "check_free_space", "convert_branch", "default_output", "gptq_settings",
+           "plan_branch", "run_conversion"]
+
 _MARGIN_BYTES = 64 << 20
+_FILE_TYPES = {"q4_0": gguf.LlamaFileType.MOSTLY_Q4_0, "q4_1": gguf.LlamaFileType.MOSTLY_Q4_1,
+               "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16}
+# Two candidates whose mean KL differ by less than this share count as equal; the smaller file wins.
+_KL_TIE = 0.02
 
 
 @dataclass(frozen=True)
-class ConvertProgress:
-    """Where a conversion stands: ``stage`` is "convert" (bytes of safetensors read) or "requantize"."""
+class ConvertResult:
+    """What a conversion wrote: the file, its type, how the weights got there and how close they are.
 
-    stage: str
-    done: int
-    total: int
-    tensor: str = ""
+    ``mode`` is "exact GPTQ weights" or "requantised to X (from ...)"; ``quality`` the figures against
+    the exact F16 model (None when not measured); ``choice`` why Hearth chose ``out_type``, and
+    ``alternatives`` the other types it measured (the smaller choice beside an exact 3-bit file, or
+    the candidates it compared). A quality step that fails (llama.cpp crashing, memory) does not
+    throw the converted file away: ``quality`` is then None and ``quality_note`` says why.
+    """
 
-
-ProgressCallback = Callable[[ConvertProgress], None]
+    path: Path
+    out_type: str
+    mode: str
+    quality: QualityFigures | None
+    plan: ConversionPlan
+    choice: str = ""
+    alternatives: tuple[Alternative, ...] = ()
+    quality_note: str = ""  # why there are no figures, when measuring failed
 
 
 def default_output(folder: Path, out_type: str) -> Path:
@@ -68,27 +91,6 @@ def resolve_template(template: str | None) -> str | None:
     return templates[template].jinja
 
 
-def _tensor_type(tensor: PlannedTensor, out_type: str) -> gguf.GGMLQuantizationType:
-    if len(tensor.shape) == 1:
-        return gguf.GGMLQuantizationType.F32
-    if out_type == "q8_0" and tensor.shape[-1] % 32 == 0:
-        return gguf.GGMLQuantizationType.Q8_0
-    return gguf.GGMLQuantizationType.F16
-
-
-def _nbytes(shape: tuple[int, ...], qtype: gguf.GGMLQuantizationType) -> int:
-    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
-    return int(np.prod(shape[:-1], dtype=np.int64)) * shape[-1] // block * type_size
-
-
-def _encode(rows: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
-    if qtype == gguf.GGMLQuantizationType.F32:
-        return rows.astype(np.float32, copy=False)
-    if qtype == gguf.GGMLQuantizationType.F16:
-        return rows.astype(np.float16, copy=False)
-    return gguf.quants.quantize(rows.astype(np.float32, copy=False), qtype)
-
-
 def check_free_space(folder: Path, needed: int) -> None:
     """Raise a clear error when ``folder``'s disk has less than ``needed`` bytes free."""
     free = shutil.disk_usage(folder).free
@@ -98,167 +100,210 @@ def check_free_space(folder: Path, needed: int) -> None:
                            "choose an --out file on another disk")
 
 
-def estimate_bytes(branch: GptqBranch, out_type: str) -> int:
-    """Disk the conversion needs at its peak: the F16 intermediate plus the result when requantising."""
-    weights = sum(int(np.prod(t.shape, dtype=np.int64)) for t in branch.plan)
-    direct = "q8_0" if out_type == "q8_0" else "f16"
-    need = weights * _BITS_PER_WEIGHT[direct] // 8
-    if out_type not in ("q8_0", "f16"):
-        need += weights * _BITS_PER_WEIGHT[out_type] // 8
-    return int(need) + _MARGIN_BYTES
-
-
-def _write_metadata(writer: gguf.GGUFWriter, branch: GptqBranch, file_type: int, chat_template: str | None) -> None:
-    hp: Hyperparameters = branch.hparams
-    writer.add_name(hp.name)
-    writer.add_context_length(hp.n_ctx)
-    writer.add_embedding_length(hp.n_embd)
-    writer.add_block_count(hp.n_layer)
-    writer.add_feed_forward_length(hp.n_ff)
-    writer.add_head_count(hp.n_head)
-    writer.add_head_count_kv(hp.n_head_kv)
-    writer.add_rope_dimension_count(hp.head_dim)
-    if hp.head_dim != hp.n_embd // hp.n_head:
-        writer.add_key_length(hp.head_dim)
-        writer.add_value_length(hp.head_dim)
-    writer.add_layer_norm_rms_eps(hp.rms_norm_eps)
-    writer.add_rope_freq_base(hp.rope_theta)
-    writer.add_vocab_size(hp.n_vocab)
-    _write_rope_scaling(writer, hp.rope_scaling)
-    writer.add_file_type(file_type)
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_string("hearth.converted_from", f"{branch.settings.label} branch {branch.folder.name}")
-
-    vocab = load_vocabulary(branch.folder, hp.n_vocab)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(vocab.tokens)
-    writer.add_token_scores(vocab.scores)
-    writer.add_token_types(vocab.types)
-    writer.add_add_space_prefix(vocab.add_space_prefix)
-    special = gguf.SpecialVocab(branch.folder, load_merges=False, n_vocab=len(vocab))
-    if chat_template is not None:
-        special.chat_template = chat_template
-    special.add_to_gguf(writer, quiet=True)
-
-
-def _write_rope_scaling(writer: gguf.GGUFWriter, scaling: dict[str, object] | None) -> None:
-    if not scaling:
-        return
-    kind = str(scaling.get("rope_type") or scaling.get("type") or "")
-    factor = scaling.get("factor")
-    if kind == "linear" and isinstance(factor, (int, float)):
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(float(factor))
-    elif kind == "yarn" and isinstance(factor, (int, float)):
-        writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-        writer.add_rope_scaling_factor(float(factor))
-        original = scaling.get("original_max_position_embeddings")
-        if isinstance(original, int):
-            writer.add_rope_scaling_orig_ctx_len(original)
-    elif kind not in ("", "default"):
-        raise ConvertError(f"config.json asks for {kind!r} RoPE scaling, which Hearth cannot convert yet "
-                           "(linear and yarn only)")
-
-
-def _tensor_blocks(branch: GptqBranch, tensor: PlannedTensor) -> Iterator[Callable[[], np.ndarray]]:
-    """Jobs that each make a bounded block of the tensor's float rows, in GGUF order (Q/K permuted)."""
-    permutation = tensor.permutation
-    width = int(np.prod(tensor.shape[1:], dtype=np.int64)) if len(tensor.shape) > 1 else 1
-    step = max(1, _CHUNK_ELEMENTS // max(width, 1))
-    blocks = [permutation[start:start + step] if permutation is not None else slice(start, start + step)
-              for start in range(0, tensor.rows, step)]
-    if len(tensor.shape) == 1:
-        data = branch.shards.array(tensor.sources[0]).astype(np.float32)
-        yield lambda: data if permutation is None else data[permutation]
-    elif tensor.quantised:
-        layer = branch.linear(tensor)
-        layer.prepare()
-        for rows in blocks:
-            yield partial(layer.dequantise_rows, rows)
-    else:
-        array = branch.shards.array(tensor.sources[0])
-        for rows in blocks:
-            yield partial(array.__getitem__, rows)
-
-
-def _run_and_encode(job: Callable[[], np.ndarray], qtype: gguf.GGMLQuantizationType) -> np.ndarray:
-    return np.ascontiguousarray(_encode(job(), qtype))
-
-
-def _encoded_blocks(jobs: Iterator[Callable[[], np.ndarray]], qtype: gguf.GGMLQuantizationType,
-                    pool: ThreadPoolExecutor, workers: int) -> Iterator[np.ndarray]:
-    """Run the jobs and encode their rows on ``workers`` threads (numpy releases the GIL), in order, with
-    at most ``workers + 1`` blocks in flight so memory stays bounded."""
-    pending: deque[Future[np.ndarray]] = deque()
-    for job in jobs:
-        pending.append(pool.submit(_run_and_encode, job, qtype))
-        if len(pending) > workers:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-def _write_tensor(writer: gguf.GGUFWriter, blocks: Iterator[np.ndarray], cancel: Callable[[], bool]) -> None:
-    """Append one tensor's data block by block (``GGUFWriter.write_tensor_data`` wants it whole)."""
-    assert writer.fout is not None
-    out = writer.fout[0]
-    name = next(iter(writer.tensors[0]))
-    info = writer.tensors[0].pop(name)
-    writer.write_padding(out, out.tell())
-    written = 0
-    for encoded in blocks:
-        if cancel():
-            raise ConversionCancelled()
-        out.write(encoded.data)
-        written += encoded.nbytes
-    if written != info.nbytes:
-        raise ConvertError(f"internal error: wrote {written} bytes for {name}, planned {info.nbytes}")
-    writer.write_padding(out, written)
-    writer.state = gguf.gguf_writer.WriterState.WEIGHTS
-
-
-def write_gguf(branch: GptqBranch, path: Path, direct_type: str, chat_template: str | None,
-               progress: ProgressCallback, cancel: Callable[[], bool]) -> None:
-    """Stream the branch into a GGUF at ``path`` as F16 or Q8_0, one tensor (in row blocks) at a time."""
-    file_type = gguf.LlamaFileType.MOSTLY_Q8_0 if direct_type == "q8_0" else gguf.LlamaFileType.MOSTLY_F16
-    writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+def plan_branch(folder: Path, out_type: str | None = None) -> ConversionPlan:
+    """What converting ``folder`` would do and write (mode, type, sizes), read from its small tensors only."""
+    branch = GptqBranch(Path(folder))
     try:
-        _write_metadata(writer, branch, int(file_type), chat_template)
-        types = [_tensor_type(t, direct_type) for t in branch.plan]
-        for tensor, qtype in zip(branch.plan, types, strict=True):
-            writer.add_tensor_info(tensor.gguf_name, tensor.shape, np.dtype(np.float32),
-                                   _nbytes(tensor.shape, qtype), raw_dtype=qtype)
-        writer.write_header_to_file(path)
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        total = sum(branch.source_bytes(t) for t in branch.plan)
-        done = 0
-        progress(ConvertProgress("convert", 0, total))
-        workers = max(1, min(4, os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers, thread_name_prefix="hearth-convert") as pool:
-            for tensor, qtype in zip(branch.plan, types, strict=True):
-                if cancel():
-                    raise ConversionCancelled()
-                _write_tensor(writer, _encoded_blocks(_tensor_blocks(branch, tensor), qtype, pool, workers), cancel)
-                done += branch.source_bytes(tensor)
-                progress(ConvertProgress("convert", done, total, tensor.gguf_name))
-        writer.flush()
-        assert writer.fout is not None
-        os.fsync(writer.fout[0].fileno())
+        return plan_conversion(branch, out_type)
     finally:
-        writer.close()
+        branch.close()
 
 
-def convert_branch(folder: Path, out: Path | None = None, out_type: str | None = None, template: str | None = None,
-                   progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None) -> Path:
-    """Convert the GPTQ branch in ``folder`` to a GGUF; return its path.
+def _disk_needed(plan: ConversionPlan, measure: bool, f16_bytes: int) -> int:
+    """Peak disk of the conversion: the output, the F16 model when it is needed, and a candidate in flight."""
+    if plan.out_type == "f16":
+        need = f16_bytes
+    elif plan.exact:
+        need = plan.output_bytes + ((f16_bytes + (plan.smaller[1] if plan.smaller else 0)) if measure else 0)
+    elif plan.out_type == "q8_0" and not measure:
+        need = plan.output_bytes
+    elif plan.out_type is None:
+        need = f16_bytes + 2 * plan.output_bytes  # the best candidate so far and the one being measured
+    else:
+        need = f16_bytes + plan.output_bytes
+    return need + _MARGIN_BYTES
 
-    ``out_type`` is one of :data:`OUTPUT_TYPES` (default: the K-quant nearest the GPTQ bits);
-    ``template`` a catalogue prompt template id to embed as ``tokenizer.chat_template``.
-    ``progress`` receives :class:`ConvertProgress`; ``cancel`` is polled between tensors and row
-    blocks, and makes the call raise :class:`ConversionCancelled`. Work happens in ``*.partial``
-    files beside the output, renamed only when complete and removed on cancel or error.
+
+def _better(candidate: Alternative, best: Alternative) -> bool:
+    """Lower mean KL wins; within a 2% tie, the smaller file."""
+    assert candidate.quality is not None and best.quality is not None
+    a, b = candidate.quality.kl_mean, best.quality.kl_mean
+    if abs(a - b) <= _KL_TIE * max(a, b):
+        return candidate.size < best.size
+    return a < b
+
+
+def _choice_text(best: Alternative, measured: list[Alternative], bits: int) -> str:
+    figures = "; ".join(f"{a.out_type.upper()} {a.quality.summary if a.quality else 'not measured'}, "
+                        f"{human_size(a.size)}" for a in measured)
+    return (f"{best.out_type.upper()}: closest to the exact F16 model of the {bits}-bit size class types measured "
+            f"(lowest mean KL divergence; within {_KL_TIE:.0%} the smaller file): {figures}")
+
+
+class _Conversion:
+    """One conversion's state: the branch, its plan, the files in progress (all removed on failure)."""
+
+    def __init__(self, branch: GptqBranch, plan: ConversionPlan, out: Path | None, chat_template: str | None,
+                 progress: ProgressCallback, cancel: Callable[[], bool], quality_tokens: int) -> None:
+        self.branch, self.plan, self.out = branch, plan, out
+        self.template, self.progress, self.cancel = chat_template, progress, cancel
+        self.tokens = quality_tokens
+        self.out_dir = out.parent if out is not None else branch.folder.parent
+        self.temporary: list[Path] = []
+        self.note = ""
+
+    def partial(self, out_type: str) -> Path:
+        target = self.out if self.out is not None else converted_output(self.branch.folder, out_type)
+        path = target.with_name(target.name + ".partial")
+        self.temporary.append(path)
+        return path
+
+    def reference(self, stage: str = "convert") -> Path:
+        """Write the exact dequantised model as F16 (the reference every figure is measured against).
+
+        ``stage`` "convert" when it is the conversion's main pass (requantising follows), "reference"
+        when the output is already written.
+        """
+        path = self.out_dir / f"{self.branch.folder.name}.hearth-reference.F16.gguf.partial"
+        self.temporary.append(path)
+        write_gguf(self.branch, path, plain_types(self.branch, "f16"), set(), int(_FILE_TYPES["f16"]),
+                   self.template, self.progress, self.cancel, stage=stage)
+        return path
+
+    def finish(self, partial: Path, out_type: str) -> Path:
+        target = self.out if self.out is not None else converted_output(self.branch.folder, out_type)
+        os.replace(partial, target)
+        return target
+
+    def cleanup(self) -> None:
+        for path in self.temporary:
+            wait_for_removal(path)
+
+    def measure(self, meter: QualityMeter, path: Path, label: str, quantize_to: str | None = None
+                ) -> QualityFigures:
+        """Measure ``path`` (first requantised from the reference when ``quantize_to``: then the caller's
+        "requantize" stage covers both steps, which run in one child process)."""
+        if quantize_to is None:
+            self.progress(ConvertProgress("quality", 0, 1, label))
+        figures = meter.measure(path, self.cancel, quantize_to)
+        if quantize_to is None:
+            self.progress(ConvertProgress("quality", 1, 1, label))
+        return figures
+
+    def try_measure(self, meter: QualityMeter, path: Path, label: str, quantize_to: str | None = None
+                    ) -> QualityFigures | None:
+        """:meth:`measure`, noting a failure in ``self.note`` instead of raising (a cancel still raises)."""
+        try:
+            return self.measure(meter, path, label, quantize_to)
+        except ConversionCancelled:
+            raise
+        except ConvertError as exc:
+            self.note = self.note or str(exc)
+            return None
+
+    # -- the three ways -----------------------------------------------------
+    def exact(self) -> ConvertResult:
+        plan = self.plan
+        assert plan.out_type is not None
+        partial = self.partial(plan.out_type)
+        types = plain_types(self.branch, "f16") | plan.layer_types
+        write_gguf(self.branch, partial, types, set(plan.layer_types), int(_FILE_TYPES[plan.out_type]),
+                   self.template, self.progress, self.cancel)
+        quality: QualityFigures | None = None
+        alternatives: tuple[Alternative, ...] = ()
+        if self.tokens > 0:
+            with QualityMeter(self.reference(stage="reference"), self.tokens) as meter:
+                quality = self.try_measure(meter, partial, plan.out_type)
+                if plan.smaller is not None and quality is not None:
+                    kind = plan.smaller[0]
+                    alt = self.out_dir / f"{self.branch.folder.name}.hearth-alternative.{kind.upper()}.gguf.partial"
+                    self.temporary.append(alt)
+                    self.progress(ConvertProgress("requantize", 0, 1, kind))
+                    figures = self.try_measure(meter, alt, kind, quantize_to=kind)
+                    self.progress(ConvertProgress("requantize", 1, 1, kind))
+                    if figures is not None:
+                        alternatives = (Alternative(kind, alt.stat().st_size, figures),)
+                    wait_for_removal(alt)
+        return ConvertResult(self.finish(partial, plan.out_type), plan.out_type, EXACT_MODE, quality, plan,
+                             alternatives=alternatives, quality_note=self.note)
+
+    def forced(self, out_type: str) -> ConvertResult:
+        plan = self.plan
+        mode = requantised_mode(out_type, plan.reason)
+        if out_type == "f16":
+            partial = self.partial("f16")
+            write_gguf(self.branch, partial, plain_types(self.branch, "f16"), set(), int(_FILE_TYPES["f16"]),
+                       self.template, self.progress, self.cancel)
+            return ConvertResult(self.finish(partial, "f16"), "f16", "dequantised to F16 (the exact reference)",
+                                 None, plan)
+        if out_type == "q8_0":  # straight from the float32 weights to Q8_0 with numpy (no F16 rounding first)
+            partial = self.partial("q8_0")
+            write_gguf(self.branch, partial, plain_types(self.branch, "q8_0"), set(), int(_FILE_TYPES["q8_0"]),
+                       self.template, self.progress, self.cancel)
+            quality = None
+            if self.tokens > 0:
+                with QualityMeter(self.reference(stage="reference"), self.tokens) as meter:
+                    quality = self.try_measure(meter, partial, out_type)
+            return ConvertResult(self.finish(partial, "q8_0"), "q8_0", mode, quality, plan, quality_note=self.note)
+        reference = self.reference()
+        partial = self.partial(out_type)
+        self.progress(ConvertProgress("requantize", 0, 1, out_type))
+        requantize(reference, partial, out_type, self.cancel)
+        self.progress(ConvertProgress("requantize", 1, 1, out_type))
+        quality = None
+        if self.tokens > 0:
+            with QualityMeter(reference, self.tokens) as meter:
+                quality = self.try_measure(meter, partial, out_type)
+        wait_for_removal(reference)
+        return ConvertResult(self.finish(partial, out_type), out_type, mode, quality, plan, quality_note=self.note)
+
+    def chosen(self) -> ConvertResult:
+        """Requantise to each candidate of the size class, measure each, keep the closest to the F16 model."""
+        plan = self.plan
+        reference = self.reference()
+        measured: list[Alternative] = []
+        best: tuple[Alternative, Path] | None = None
+        with QualityMeter(reference, self.tokens) as meter:
+            for index, kind in enumerate(plan.candidates):
+                path = self.partial(kind) if self.out is None else \
+                    self.out.with_name(f"{self.out.name}.{kind.upper()}.partial")
+                self.temporary.append(path)
+                self.progress(ConvertProgress("requantize", index, len(plan.candidates), kind))
+                figures = self.try_measure(meter, path, kind, quantize_to=kind)
+                if figures is None:  # this type failed (noted); the others may still do
+                    wait_for_removal(path)
+                    continue
+                entry = Alternative(kind, path.stat().st_size, figures)
+                measured.append(entry)
+                if best is None or _better(entry, best[0]):
+                    if best is not None:
+                        wait_for_removal(best[1])
+                    best = (entry, path)
+                else:
+                    wait_for_removal(path)
+        self.progress(ConvertProgress("requantize", len(plan.candidates), len(plan.candidates)))
+        wait_for_removal(reference)
+        if best is None:
+            raise ConvertError(f"no type could be requantised and measured: {self.note}")
+        winner, path = best
+        choice = _choice_text(winner, measured, plan.settings.bits)
+        return ConvertResult(self.finish(path, winner.out_type), winner.out_type,
+                             requantised_mode(winner.out_type, plan.reason), winner.quality, plan, choice,
+                             tuple(a for a in measured if a is not winner), self.note)
+
+
+def run_conversion(folder: Path, out: Path | None = None, out_type: str | None = None, template: str | None = None,
+                   progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None,
+                   quality_tokens: int = DEFAULT_QUALITY_TOKENS) -> ConvertResult:
+    """Convert the GPTQ branch in ``folder`` to a GGUF and measure it; see :class:`ConvertResult`.
+
+    ``out_type`` forces one of :data:`OUTPUT_TYPES` (exact when the branch's blocks are that type);
+    by default a branch converts exactly where it can, and otherwise to the best measured type of its
+    size class. ``template`` is a catalogue prompt template id to embed. ``progress`` receives
+    :class:`ConvertProgress`; ``cancel`` is polled between tensors, row blocks and child steps and makes
+    the call raise :class:`ConversionCancelled`. Work happens in ``*.partial`` files beside the
+    output, renamed only when complete and removed on cancel or error. ``quality_tokens`` bounds the
+    quality step (0: no step; then an act-order branch goes to the default type of its bits).
     """
     progress = progress or (lambda _p: None)
     cancel = cancel or (lambda: False)
@@ -267,28 +312,43 @@ def convert_branch(folder: Path, out: Path | None = None, out_type: str | None =
     chat_template = resolve_template(template)
     branch = GptqBranch(Path(folder))
     try:
-        out_type = out_type or DEFAULT_TYPE_FOR_BITS[branch.settings.bits]
-        out = Path(out) if out is not None else default_output(branch.folder, out_type)
-        if out.is_dir():
-            raise ConvertError(f"{out} is a folder; --out needs a file name ending in .gguf")
-        if not out.parent.is_dir():
-            raise ConvertError(f"the output folder {out.parent} does not exist")
-        check_free_space(out.parent, estimate_bytes(branch, out_type))
-        partial = out.with_name(out.name + ".partial")
-        direct = out_type in ("q8_0", "f16")
-        intermediate = partial if direct else out.with_name(out.name + ".f16.partial")
+        plan = plan_conversion(branch, out_type)
+        if plan.out_type is None and quality_tokens <= 0:  # nothing to choose by: the default of the bits
+            default = DEFAULT_TYPE_FOR_BITS[branch.settings.bits]
+            plan = replace(plan, out_type=default, candidates=(default,))
+        out = Path(out) if out is not None else None
+        target = out if out is not None else default_output(branch.folder, plan.out_type or plan.candidates[0])
+        if target.is_dir():
+            raise ConvertError(f"{target} is a folder; --out needs a file name ending in .gguf")
+        if not target.parent.is_dir():
+            raise ConvertError(f"the output folder {target.parent} does not exist")
+        f16_bytes = sum(int(t.shape[0]) * (int(t.shape[1]) * 2 if len(t.shape) > 1 else 4) for t in branch.plan)
+        note = ""
+        if quality_tokens > 0 and (plan.exact or plan.out_type == "q8_0"):
+            # The F16 copy serves only the quality step here: without room for it, convert and say so.
+            with_reference = _disk_needed(plan, True, f16_bytes)
+            free = shutil.disk_usage(target.parent).free
+            if free < with_reference and free >= _disk_needed(plan, False, f16_bytes):
+                quality_tokens = 0
+                note = (f"the F16 copy it is measured against needs {f16_bytes / 1e9:.1f} GB more disk than the "
+                        f"{free / 1e9:.1f} GB free")
+        check_free_space(target.parent, _disk_needed(plan, quality_tokens > 0, f16_bytes))
+        run = _Conversion(branch, plan, out, chat_template, progress, cancel, quality_tokens)
+        run.note = note
         try:
-            write_gguf(branch, intermediate, "q8_0" if out_type == "q8_0" else "f16", chat_template, progress, cancel)
-            if not direct:
-                progress(ConvertProgress("requantize", 0, 1))
-                requantize(intermediate, partial, out_type, cancel)
-                wait_for_removal(intermediate)
-                progress(ConvertProgress("requantize", 1, 1))
-            os.replace(partial, out)
-        except BaseException:
-            wait_for_removal(intermediate)
-            wait_for_removal(partial)
-            raise
-        return out
+            if plan.exact:
+                return run.exact()
+            if plan.out_type is not None:
+                return run.forced(plan.out_type)
+            return run.chosen()
+        finally:
+            run.cleanup()
     finally:
         branch.close()
+
+
+def convert_branch(folder: Path, out: Path | None = None, out_type: str | None = None, template: str | None = None,
+                   progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None,
+                   quality_tokens: int = DEFAULT_QUALITY_TOKENS) -> Path:
+    """:func:`run_conversion`, returning the GGUF's path."""
+    return run_conversion(folder, out, out_type, template, progress, cancel, quality_tokens).path

@@ -103,6 +103,11 @@ def _unpack_last_axis(words: np.ndarray, bits: int) -> np.ndarray:
     return values.astype(np.uint8).reshape(*lead, n_words // 3 * 32)
 
 
+def unpack_words(words: np.ndarray, bits: int) -> np.ndarray:
+    """Unpack uint32 words along their last axis into ``32 / bits`` times as many uint8 values."""
+    return _unpack_last_axis(words, bits)
+
+
 def unpack_values(words: np.ndarray, bits: int, axis: int) -> np.ndarray:
     """Unpack ``bits``-wide unsigned values packed little-endian into int32 words along ``axis``.
 
@@ -202,6 +207,20 @@ class QuantisedLinear:
             return None, None, int(counts[0])
         return order, np.argsort(order), int(counts[0])
 
+    def packed_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For output channels ``rows``: the packed words ``[k, in*bits/32]`` (uint32), zeros and scales
+        ``[k, groups]`` (float32, zeros with the v1 offset applied), as stored."""
+        qweight, zeros, scales = self._by_output
+        if isinstance(rows, slice):
+            return qweight[rows], zeros[rows], scales[rows]
+        packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
+        return packed, z, s
+
+    def codes_rows(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`packed_rows` with the codes unpacked to ``[k, in]`` (uint8); nothing dequantised."""
+        packed, z, s = self.packed_rows(rows)
+        return _unpack_last_axis(packed, self.settings.bits), z, s
+
     def dequantise_rows(self, rows: np.ndarray | slice) -> np.ndarray:
         """Float32 weight rows ``[len(rows), in]`` (GGUF's ``[out, in]`` layout) for output channels ``rows``.
 
@@ -209,12 +228,7 @@ class QuantisedLinear:
         in float32, so this equals the real-valued dequantisation bit for bit. With act order the
         inputs are first put in group order (``np.take``, far faster than fancy indexing) and back after.
         """
-        qweight, zeros, scales = self._by_output
-        if isinstance(rows, slice):
-            packed, z, s = qweight[rows], zeros[rows], scales[rows]
-        else:
-            packed, z, s = (np.take(a, rows, axis=0) for a in (qweight, zeros, scales))
-        q = _unpack_last_axis(packed, self.settings.bits)  # [k, in]
+        q, z, s = self.codes_rows(rows)  # q: [k, in]
         layout = self._group_layout
         if layout is None:  # ragged groups: gather each input's zero and scale
             weights = q.astype(np.float32)

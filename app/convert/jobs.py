@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from app.catalog.installed import Conversion
-from app.convert.converter import DEFAULT_TYPE_FOR_BITS, ConvertProgress, gptq_settings
+from app.convert.converter import ConvertProgress, plan_branch
 from app.convert.errors import ConversionCancelled
 from app.convert.sources import ConvertSource, convert_source
+from app.convert.summary import plan_lines
 from app.errors import HearthError
 from app.hub.job_list import JobList
 from app.hub.queue import DownloadJob, DownloadQueue, JobState
 
-# Share of the bar the F16 pass takes when llama.cpp requantises afterwards (measured: about 4/5 of the time).
+# Share of the bar the writing passes take; llama.cpp's requantising and measuring take the rest.
 _CONVERT_SHARE = 0.8
 
 
@@ -29,6 +30,7 @@ class ConversionState(Enum):
     WAITING = "waiting"
     CONVERTING = "converting"
     REQUANTIZING = "requantizing"
+    MEASURING = "measuring quality"
     DONE = "converted"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -36,7 +38,7 @@ class ConversionState(Enum):
     @property
     def active(self) -> bool:
         return self in (ConversionState.DOWNLOADING, ConversionState.WAITING, ConversionState.CONVERTING,
-                        ConversionState.REQUANTIZING)
+                        ConversionState.REQUANTIZING, ConversionState.MEASURING)
 
 
 @dataclass(eq=False)
@@ -53,6 +55,10 @@ class ConversionJob:
     error: str | None = None
     result: Conversion | None = None
     started: float = 0.0
+    mode: str = ""  # what the plan says before converting: "exact GPTQ weights" or "requantised to ..."
+    stage_label: str = ""  # the type being requantised to or measured
+    write_stage: str = "convert"  # "convert" (the output or the F16 model) or "reference" (F16 after exact)
+    plan: list[str] = field(default_factory=list)  # what the conversion does and its sizes, in words
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -61,17 +67,17 @@ class ConversionJob:
 
     @property
     def fraction(self) -> float:
-        """0..1 over the whole job: the download's own bar, then the conversion's."""
+        """0..1 over the whole job: the download's own bar, then the conversion's (writing, then the
+        reference and llama.cpp steps, which take a fixed share)."""
         if self.state is ConversionState.DOWNLOADING:
             return self.download.fraction if self.download is not None else 0.0
         if self.state is ConversionState.DONE:
             return 1.0
         converted = self.done_bytes / self.total_bytes if self.total_bytes else 0.0
-        if self.out_type in ("q8_0", "f16"):
-            return converted
-        if self.state is ConversionState.REQUANTIZING:
+        if self.state in (ConversionState.REQUANTIZING, ConversionState.MEASURING):
             return _CONVERT_SHARE
-        return converted * _CONVERT_SHARE
+        share = _CONVERT_SHARE / 2 if self.mode.startswith("exact") else _CONVERT_SHARE
+        return (share if self.write_stage == "reference" else 0.0) + converted * share
 
     @property
     def rate(self) -> float:
@@ -185,18 +191,24 @@ class ConversionQueue(JobList[ConversionJob]):
 
     def _run(self, job: ConversionJob) -> None:
         def progress(update: ConvertProgress) -> None:
-            if update.stage == "requantize":
-                if job.state is not ConversionState.REQUANTIZING and update.done < update.total:
-                    job.state = ConversionState.REQUANTIZING
+            stages = {"requantize": ConversionState.REQUANTIZING, "quality": ConversionState.MEASURING}
+            if update.stage in stages:
+                job.stage_label = update.tensor
+                if job.state is not stages[update.stage] and update.done < update.total:
+                    job.state = stages[update.stage]
                     self._announce(job)
                 return
-            job.done_bytes, job.total_bytes = update.done, update.total
+            if job.state is not ConversionState.CONVERTING:
+                job.state = ConversionState.CONVERTING
+                self._announce(job)
+            job.write_stage, job.done_bytes, job.total_bytes = update.stage, update.done, update.total
 
         with self._one_at_a_time:
             try:
                 if job.cancel_event.is_set():
                     raise ConversionCancelled()
-                job.out_type = job.out_type or DEFAULT_TYPE_FOR_BITS[gptq_settings(job.source.folder).bits]
+                plan = plan_branch(job.source.folder, job.out_type)
+                job.out_type, job.mode, job.plan = plan.out_type, plan.mode, plan_lines(plan)
                 job.state, job.started = ConversionState.CONVERTING, time.monotonic()
                 self._announce(job)
                 job.result = convert_source(job.source, out_type=job.out_type, progress=progress,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.catalog import Catalog, Model, Variant, load_catalog
-from app.catalog.installed import Conversion, converted_output, write_conversion
-from app.convert.converter import DEFAULT_TYPE_FOR_BITS, ProgressCallback, convert_branch, gptq_settings
+from app.catalog.installed import Conversion, write_conversion
+from app.convert.converter import DEFAULT_QUALITY_TOKENS, ProgressCallback, gptq_settings, run_conversion
 from app.convert.errors import ConvertError
 from app.hub import manifest
 from app.hub.plan import DownloadRequest, execute, plan, request_for_ref, request_for_variant
@@ -102,8 +102,10 @@ def _branch_record(folder: Path) -> tuple[str | None, str | None, str | None]:
 
 def convert_source(source: ConvertSource, out: Path | None = None, out_type: str | None = None,
                    template: str | None = None, progress: ProgressCallback | None = None,
-                   cancel: Callable[[], bool] | None = None) -> Conversion:
-    """Convert the source's folder and write the record linking the GGUF to its repo, branch and commit.
+                   cancel: Callable[[], bool] | None = None,
+                   quality_tokens: int = DEFAULT_QUALITY_TOKENS) -> Conversion:
+    """Convert the source's folder and write the record linking the GGUF to its repo, branch and commit,
+    with how its weights got there (exact or requantised) and their measured quality.
 
     The GGUF goes beside the branch folder (:func:`app.catalog.installed.converted_output`) unless
     ``out`` says otherwise; ``template`` overrides the source's own. A folder Hearth downloaded is
@@ -122,11 +124,12 @@ def convert_source(source: ConvertSource, out: Path | None = None, out_type: str
         if matched is not None:
             variant_id = matched[1].id
             chosen_template = chosen_template or matched[0].template.id
-    out_type = out_type or DEFAULT_TYPE_FOR_BITS[settings.bits]
-    path = convert_branch(folder, out or converted_output(folder, out_type), out_type, chosen_template,
-                          progress, cancel)
-    conversion = Conversion(path=path, out_type=out_type, size=path.stat().st_size, repo=repo, branch=branch,
+    result = run_conversion(folder, out, out_type, chosen_template, progress, cancel, quality_tokens)
+    path = result.path
+    conversion = Conversion(path=path, out_type=result.out_type, size=path.stat().st_size, repo=repo, branch=branch,
                             commit=commit, variant_id=variant_id, template=chosen_template,
-                            source_folder=str(folder.resolve()), gptq=settings.label)
+                            source_folder=str(folder.resolve()), gptq=settings.label, mode=result.mode,
+                            quality=result.quality, choice=result.choice, alternatives=result.alternatives,
+                            quality_note=result.quality_note)
     write_conversion(conversion)
     return conversion

@@ -39,15 +39,26 @@ def plan_load(
     ctx: int | None = None,
     available_ram: int | None = None,
     free_vram: int | None = None,
+    rpc: Sequence[str] = (),
     **settings: Any,
 ) -> tuple[LoadSettings, OffloadPlan]:
-    """Settings to load ``path`` with: context from the model capped by memory, GPU layers planned."""
+    """Settings to load ``path`` with: context from the model capped by memory, GPU layers planned.
+
+    ``rpc``: remote machines (``hearth rpc-server``) whose free memory takes layers too.
+    """
     import psutil
 
     ram = available_ram if available_ram is not None else psutil.virtual_memory().available
     context = ctx or default_context(meta, ram)
     if context < 16:
         raise HearthError(f"a context of {context} tokens is too small to chat")
+    if rpc:
+        from app.engine.rpc_plan import plan_with_remotes
+
+        endpoints, plan = plan_with_remotes(meta, rpc, context, settings.get("kv_cache_type", "f16"),
+                                            gpu_layers)
+        return LoadSettings(str(path), n_ctx=context, n_gpu_layers=plan.n_gpu_layers, rpc=endpoints,
+                            **settings), plan
     if free_vram is None:
         support = detect_gpu()
         free_vram = support.free_vram if support.offload else 0

@@ -133,6 +133,26 @@ class _Process:
                 stream.close()
 
 
+def _remote_crash(rpc: Sequence[str], doing: str, model: ModelInfo | None, stderr: Sequence[str]) -> str:
+    """With remote machines in use, name the one that went away (llama.cpp aborts the worker)."""
+    if not rpc:
+        return ""
+    from app.engine.rpc import unreachable
+
+    gone = unreachable(rpc)
+    said_so = any("RPC" in line for line in stderr)
+    if not gone and not said_so:
+        return ""
+    who = ", ".join(gone or rpc)
+    lost = (f"Lost the remote machine {who}" if gone else
+            f"One of the remote machines ({who}) stopped answering")
+    while_doing = f" while {doing}" if doing else ""
+    what = f"{model.name} is no longer loaded" if model else "the model is not loaded"
+    return (f"{lost}{while_doing}: its rpc-server stopped or the network dropped. Hearth restarted the "
+            f"engine and {what}: start `hearth rpc-server` there again and reload, or remove that "
+            "machine (Settings › Remote machines, or leave out --rpc) to chat on this machine alone.")
+
+
 class EngineClient:
     """Start and talk to the worker process; every event goes to ``on_event``.
 
@@ -151,6 +171,7 @@ class EngineClient:
         self.crashes = 0
         self.model: ModelInfo | None = None
         self.last_stats: GenerationStats | None = None
+        self.rpc: tuple[str, ...] = ()  # remote machines of the latest load
         self._process: _Process | None = None
         self._process = _Process(self)
 
@@ -169,6 +190,9 @@ class EngineClient:
             self.events.put(event)
 
     def _worker_died(self, dead: _Process, code: int | None) -> None:
+        if self._process is not dead:
+            return
+        remote = _remote_crash(self.rpc, self._doing, self.model, dead.stderr_tail)
         with self._lock:
             if self._process is not dead:
                 return
@@ -176,7 +200,11 @@ class EngineClient:
             was_doing, model = self._doing, self.model
             detail = dead.crash_detail()
             self.model = None
+            self.rpc = ()  # a fresh worker has no remote machines registered
             self._process = _Process(self)
+        if remote:
+            self._deliver(Crashed(remote, code))
+            return
         message = f"The model engine stopped unexpectedly ({_signal_name(code)})"
         if was_doing:
             message += f" while {was_doing}"
@@ -201,6 +229,7 @@ class EngineClient:
 
     def load(self, settings: LoadSettings) -> None:
         self._doing = f"loading {Path(settings.path).name}"
+        self.rpc = settings.rpc
         self.send(Load(settings))
 
     def generate(

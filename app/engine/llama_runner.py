@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.gguf_meta import GGUFMetadata, read_gguf_metadata
-from app.engine.offload import build_offloads
+from app.engine.offload import SplitDevice, build_offloads, describe_split
 from app.engine.protocol import (
     EngineError,
     GenerationStats,
@@ -145,6 +145,7 @@ class LlamaRunner:
         mparams.n_gpu_layers = s.n_gpu_layers if s.n_gpu_layers >= 0 else 999
         mparams.use_mmap = s.use_mmap
         mparams.use_mlock = s.use_mlock
+        split_devices = self._choose_devices(mparams)
         model = llama_cpp.llama_model_load_from_file(s.path.encode(), mparams)
         if not model:
             raise self._load_error(f"llama.cpp could not load {s.path}")
@@ -192,7 +193,25 @@ class LlamaRunner:
             add_bos=self.add_bos,
             gpu_offload_supported=build_offloads(),
             load_s=time.perf_counter() - started,
+            split=describe_split(mparams.n_gpu_layers, n_layer, split_devices) if s.rpc else "",
         )
+
+    def _choose_devices(self, mparams: llama_cpp.llama_model_params) -> list[SplitDevice]:
+        """Register the remote machines (before the load, in this process) and pick the devices."""
+        if not self.settings.rpc and not _rpc_used():
+            return []
+        from app.engine.rpc import RpcError
+        from app.engine.rpc_native import prepare_devices
+
+        try:
+            devices, split = prepare_devices(self.settings.rpc)
+        except RpcError as exc:
+            raise EngineError(str(exc), "load") from None
+        if devices is not None:
+            self._devices = devices  # llama.cpp reads the array during the load
+            # A NULL-terminated ggml_backend_dev_t array; the binding types the field as c_void_p.
+            mparams.devices = ctypes.cast(devices, ctypes.c_void_p)  # type: ignore[assignment]
+        return split
 
     def _load_error(self, headline: str, context: bool = False) -> EngineError:
         """Explain a failed load from llama.cpp's log; with no stated cause, a context that
@@ -428,6 +447,14 @@ class LlamaRunner:
             if tail or unsent:
                 emit(tail, unsent)
         return stats(reason, generated, first)
+
+
+def _rpc_used() -> bool:
+    """Whether a remote machine was registered in this process (it stays registered)."""
+    import sys
+
+    module = sys.modules.get("app.engine.rpc_native")
+    return bool(module and module.registered_endpoints())
 
 
 def default_threads() -> int:

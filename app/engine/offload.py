@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from app.catalog.hardware import nvidia_smi_gpus
 from app.engine.gguf_meta import GGUFMetadata
@@ -140,12 +142,16 @@ class OffloadPlan:
     ctx: int
     kv_bytes: int = 0
     output_on_gpu: bool = False
+    # With remote machines: where the layers go, e.g. "40 layers: 12 on this GPU, 28 on studio:50052 (device 0)".
+    split: str = ""
 
     @property
     def all_on_gpu(self) -> bool:
         return self.n_gpu_layers > self.total_layers
 
     def __str__(self) -> str:
+        if self.split:
+            return f"{self.split} · {self.ram_bytes / GB:.1f} GB RAM here"
         layers = min(self.n_gpu_layers, self.total_layers)
         return (f"{layers}/{self.total_layers} layers on GPU · {self.vram_bytes / GB:.1f} GB VRAM · "
                 f"{self.ram_bytes / GB:.1f} GB RAM")
@@ -227,3 +233,70 @@ def memory_advice(plan: OffloadPlan) -> str:
     if plan.ctx > 512:
         tips.append(f"a {max(512, plan.ctx // 2)}-token context")
     return "try " + " or ".join(tips) if tips else "close other programs and try again"
+
+
+# ---- splitting across devices (local GPUs and remote machines) ------------------------------
+
+
+@dataclass(frozen=True)
+class SplitDevice:
+    """A device that takes layers: a remote machine's device or a local GPU, with its free memory."""
+
+    label: str
+    free_bytes: int
+
+
+def split_layers(n_gpu_layers: int, total_layers: int, free: Sequence[int]) -> list[int]:
+    """Repeating layers per device, as llama.cpp assigns them (llama-model.cpp, load_tensors).
+
+    Devices share the offloaded layers in proportion to their free memory, in order (remote
+    servers first, then local GPUs); the first layers not offloaded stay on the CPU.
+    """
+    counts = [0] * len(free)
+    if not free or n_gpu_layers <= 0:
+        return counts
+    total_free = float(sum(free))
+    if total_free <= 0:
+        free = [1] * len(free)
+        total_free = float(len(free))
+    splits: list[float] = []
+    running = 0.0
+    for value in free:
+        running += value
+        splits.append(running / total_free)
+    gpu_start = max(total_layers + 1 - n_gpu_layers, 0)
+    active = min(n_gpu_layers, total_layers + 1)
+    for layer in range(total_layers):
+        if layer < gpu_start or layer - gpu_start >= active:
+            continue
+        index = bisect.bisect_right(splits, (layer - gpu_start) / active)
+        counts[min(index, len(free) - 1)] += 1
+    return counts
+
+
+def describe_split(n_gpu_layers: int, total_layers: int, devices: Sequence[SplitDevice]) -> str:
+    """One line: "40 layers: 12 on this GPU, 28 on studio:50052 (device 0)"; CPU layers last."""
+    counts = split_layers(n_gpu_layers, total_layers, [d.free_bytes for d in devices])
+    parts = [f"{n} on {d.label}" for n, d in zip(counts, devices, strict=True) if n]
+    on_cpu = total_layers - sum(counts)
+    if on_cpu:
+        parts.append(f"{on_cpu} on this machine's CPU")
+    return f"{total_layers} layers: " + ", ".join(parts)
+
+
+def plan_split(
+    meta: GGUFMetadata,
+    local_gpus: Sequence[GpuDevice],
+    remote: Sequence[SplitDevice],
+    ctx: int,
+    kv_type: str = "f16",
+    margin: int = DEFAULT_MARGIN,
+    n_gpu_layers: int | None = None,
+) -> OffloadPlan:
+    """Plan with remote machines: their free memory counts with the local GPUs', one margin each."""
+    local = [SplitDevice("this GPU" if len(local_gpus) == 1 else f"this machine's {g.name}", g.free_bytes)
+             for g in local_gpus]
+    devices = [*remote, *local]
+    budget = sum(d.free_bytes for d in devices) - margin * max(0, len(devices) - 1)
+    plan = plan_offload(meta, budget, ctx, kv_type, margin, n_gpu_layers)
+    return replace(plan, split=describe_split(plan.n_gpu_layers, plan.total_layers, devices))

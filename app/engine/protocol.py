@@ -45,6 +45,8 @@ class LoadSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     saved_chats_bytes: int = 256 << 20
+    # Remote machines ("host:port" of `hearth rpc-server`s) that take layers; registered in the worker.
+    rpc: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class ModelInfo:
     add_bos: bool
     gpu_offload_supported: bool
     load_s: float
+    # With remote machines: where the layers went ("30 layers: 15 on studio:50052 (device 0), ...").
+    split: str = ""
 
 
 @dataclass(frozen=True)

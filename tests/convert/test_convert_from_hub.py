@@ -14,6 +14,7 @@ import pytest
 
 from app.catalog import load_catalog
 from app.catalog.installed import converted_model, converted_output, read_conversion
+from app.convert.requantize import FTYPES
 from app.engine.chat_format import match_catalogue, resolve_chat_format
 from app.paths import app_dirs, install_root, variant_dir
 from tests.convert.tiny_gptq import CHAT_TEMPLATE, GptqConfig, build_checkpoint
@@ -62,8 +63,13 @@ def test_catalogue_variant_is_downloaded_converted_recorded_and_loads(hub: HubSe
     result = hearth("convert", VARIANT_ID)
 
     assert result.returncode == 0, result.stderr
-    expected = converted_output(variant_dir(models, variant.repo, variant.revision), "q4_k_m")
+    # A permuted act-order branch: requantised to the 4-bit type measured closest to the exact F16 model.
+    chosen = Path(result.stdout.strip()).name.split(".")[-2].lower()
+    assert chosen in ("q4_k_m", "q4_k_s", "iq4_nl")
+    expected = converted_output(variant_dir(models, variant.repo, variant.revision), chosen)
     assert result.stdout.strip() == str(expected)
+    assert f"Mode: requantised to {chosen.upper()} (from act-order groups)" in result.stderr
+    assert "Quality against the exact F16 model" in result.stderr and f"Chosen: {chosen.upper()}:" in result.stderr
     assert "verified" in result.stderr and "converting: 100.0%" in result.stderr
     shard = hub.repos[variant.repo].branches[variant.revision]["model-00001-of-00002.safetensors"]
     assert drops.hits == 2 and hub.bytes_served["model-00001-of-00002.safetensors"] == shard.size
@@ -71,19 +77,21 @@ def test_catalogue_variant_is_downloaded_converted_recorded_and_loads(hub: HubSe
     record = json.loads(expected.with_name(expected.name + ".json").read_text())
     assert record["repo"] == variant.repo and record["branch"] == variant.revision
     assert record["commit"] == hub.repos[variant.repo].commits[variant.revision]
-    assert record["out_type"] == "q4_k_m" and record["variant_id"] == VARIANT_ID and record["template"] == "chatml"
+    assert record["out_type"] == chosen and record["variant_id"] == VARIANT_ID and record["template"] == "chatml"
+    assert record["mode"] == f"requantised to {chosen.upper()} (from act-order groups)"
+    assert 0 <= record["quality"]["kl_mean"] < 0.1 and record["quality"]["tokens"] > 100
     assert record["gptq"] == "4-bit GPTQ, group 32, act order"
 
     conversion = converted_model(models, variant)
     assert conversion is not None and conversion.path == expected
-    assert conversion.detail == "Q4_K_M · converted from GPTQ gptq-4bit-32g-actorder_True"
+    assert conversion.detail == f"{chosen.upper()} · converted from GPTQ gptq-4bit-32g-actorder_True"
     assert match_catalogue(expected, catalog, models) == (model, variant)
     chat_format = resolve_chat_format(expected, catalog, models_dir=models)
     assert chat_format.source == "catalogue" and chat_format.template.id == "chatml"
 
     reader = gguf.GGUFReader(expected)
     assert reader.fields["tokenizer.chat_template"].contents() == catalog.templates["chatml"].jinja
-    assert reader.fields["general.file_type"].contents() == 15  # MOSTLY_Q4_K_M
+    assert reader.fields["general.file_type"].contents() == FTYPES[chosen]
     llm = load_llama(expected)
     tokens = llm.tokenize(b"The quick brown fox", add_bos=True)
     llm.eval(tokens)
@@ -107,6 +115,8 @@ def test_any_hub_branch_converts_with_its_own_template(hub: HubServer, load_llam
     assert conversion is not None
     assert (conversion.repo, conversion.branch, conversion.variant_id, conversion.template) == (
         PLAIN_REPO, "main", None, None)
+    assert conversion.mode == "exact GPTQ weights"  # symmetric 8-bit: the GPTQ codes as Q8_0 blocks
+    assert conversion.quality is not None and conversion.quality.top1 > 0.9
     assert gguf.GGUFReader(out).fields["tokenizer.chat_template"].contents() == CHAT_TEMPLATE
     assert match_catalogue(out, load_catalog(), app_dirs().models) is None
     load_llama(out, vocab_only=True)

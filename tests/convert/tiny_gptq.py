@@ -41,10 +41,13 @@ class GptqConfig:
     desc_act: bool = False
     sym: bool = True
     checkpoint_format: str = "gptq"
+    # Act order as AutoGPTQ writes it permutes the columns' groups; False keeps g_idx == i // group_size
+    # even with desc_act (what AutoGPTQ writes when static groups are on, and what a no-op act order gives).
+    permuted: bool = True
 
     @property
     def id(self) -> str:
-        act = "act" if self.desc_act else "noact"
+        act = ("act" if self.permuted else "act-inorder") if self.desc_act else "noact"
         return f"{self.bits}b-g{self.group_size}-{act}-{'sym' if self.sym else 'asym'}-{self.checkpoint_format}"
 
 
@@ -79,7 +82,7 @@ def quantise(weight: np.ndarray, cfg: GptqConfig, rng: np.random.Generator) -> P
     out_features, in_features = weight.shape
     maxq = (1 << cfg.bits) - 1
     size = cfg.group_size if cfg.group_size > 0 else in_features
-    order = rng.permutation(in_features) if cfg.desc_act else np.arange(in_features)
+    order = rng.permutation(in_features) if cfg.desc_act and cfg.permuted else np.arange(in_features)
     g_idx = np.empty(in_features, dtype=np.int32)
     g_idx[order] = np.arange(in_features) // size
     groups = int(g_idx.max()) + 1

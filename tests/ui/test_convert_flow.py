@@ -103,14 +103,22 @@ def test_download_and_convert_then_chat(qtbot: QtBot, context: AppContext, hub: 
     job, detail = conversion_row(downloads.conversions)
     assert job.state is ConversionState.DONE and downloads.model.job_at(0).state is JobState.DONE
     assert {"converting", "requantizing", "converted"} <= stages
-    assert detail.startswith("Converted for llama.cpp · Q4_K_M")
+    # A permuted act-order branch: requantised to the 4-bit type measured closest to the exact F16 model.
+    assert job.result is not None and job.result.quality is not None
+    kind = job.result.type_label
+    assert kind in ("Q4_K_M", "Q4_K_S", "IQ4_NL")
+    assert detail.startswith(f"Converted for llama.cpp · {kind}")
+    assert f"requantised to {kind} (from act-order groups) · KL " in detail and "top-1" in detail
 
     # The catalogue heard installed_changed: the row says converted and offers the chat.
     row = catalog.source.row_of(VARIANT_ID)
-    assert catalog.source.index(row, Column.STATUS).data() == "Converted (Q4_K_M)"
+    assert catalog.source.index(row, Column.STATUS).data() == f"Converted ({kind})"
     assert catalog.chat_button.isVisible() and catalog.chat_button.isEnabled()
     assert not catalog.convert_button.isEnabled() and catalog.convert_button.text() == "Converted for llama.cpp"
     assert "Converted for llama.cpp on this machine" in catalog.details.toPlainText()
+    assert f"Requantised to {kind} (from act-order groups): against the exact F16 model, mean KL divergence" \
+        in catalog.details.toPlainText()
+    assert "Chosen by measurement:" in catalog.details.toPlainText()
     assert job.result is not None and job.result.path.is_file()
     with qtbot.waitSignal(context.events.chat_requested) as chat:
         qtbot.mouseClick(catalog.chat_button, Qt.MouseButton.LeftButton)
@@ -121,7 +129,7 @@ def test_download_and_convert_then_chat(qtbot: QtBot, context: AppContext, hub: 
 
     listed = [m for m in installed_models(context.catalog, context.dirs.models) if m.path == job.result.path]
     assert [(m.name, m.detail) for m in listed] == [
-        ("Mistral 7B OpenOrca", "Q4_K_M · converted from GPTQ gptq-4bit-32g-actorder_True")]
+        ("Mistral 7B OpenOrca", f"{kind} · converted from GPTQ gptq-4bit-32g-actorder_True")]
 
 
 def test_cancel_while_downloading_leaves_nothing(qtbot: QtBot, context: AppContext, hub: HubServer,
@@ -153,3 +161,29 @@ def test_a_branch_that_is_not_gptq_fails_with_the_reason(qtbot: QtBot, context: 
     assert not catalog.chat_button.isVisible() and catalog.convert_button.isEnabled()
     assert not list(context.dirs.models.rglob("*.gguf"))
     assert job.state is ConversionState.FAILED
+
+
+@pytest.mark.slow
+def test_an_exact_three_bit_card_offers_the_smaller_measured_file(qtbot: QtBot, context: AppContext,
+                                                                 pages: tuple[CatalogPage, DownloadsPage],
+                                                                 tmp_path: Path) -> None:
+    from app.convert.sources import ConvertSource
+
+    _, downloads = pages
+    panel = downloads.conversions
+    folder = build_checkpoint(tmp_path / "branch3", train_tokenizer(), GptqConfig(3, 128, False, True, "gptq")).folder
+    with qtbot.waitSignal(panel.model.finished, timeout=120_000):
+        panel.queue.convert(ConvertSource(folder))
+    job, detail = conversion_row(panel)
+    assert job.result is not None and job.result.out_type == "q4_0"
+    assert "exact GPTQ weights · KL " in detail
+    assert panel.model.index(0).data(Role.ACTIONS)[-1] == "smaller"
+    tooltip = panel.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Smaller file: Q3_K_M requantised" in tooltip and "against the F16 model" in tooltip
+
+    with qtbot.waitSignal(panel.model.finished, timeout=120_000) as finished:
+        click_row_button(qtbot, panel, "smaller")
+    smaller: ConversionJob = finished.args[0]
+    assert smaller is not job and smaller.result is not None
+    assert smaller.result.out_type == "q3_k_m" and smaller.result.mode == "requantised to Q3_K_M (as asked)"
+    assert smaller.result.size < job.result.size and smaller.result.quality is not None

@@ -10,28 +10,69 @@ from app.catalog.installed import Conversion, InstallState
 from app.cli.table import human_size
 from app.ui.theme import Theme
 
-# Bits per weight of the GGUF Hearth writes by default for each GPTQ bit width (llama.cpp's figures).
-_CONVERTED_BITS_PER_WEIGHT = {2: ("Q3_K_M", 3.95), 3: ("Q3_K_M", 3.95), 4: ("Q4_K_M", 4.9), 8: ("Q8_0", 8.5)}
+# What Hearth writes for a GPTQ branch without act order: exact GPTQ weights in llama.cpp blocks
+# (bits per weight of the block), and the smaller requantised choice for 3-bit (llama.cpp's figure).
+_EXACT_BITS_PER_WEIGHT = {2: ("Q4_0", 4.5), 3: ("Q4_0", 4.5), 4: ("Q4_0", 4.5), 8: ("Q8_0", 8.5)}
+_SMALLER_CHOICE = ("Q3_K_M", 3.91)
+_ACT_ORDER_CANDIDATES = {2: "Q3_K_M, Q3_K_S, Q3_K_L", 3: "Q3_K_M, Q3_K_S, Q3_K_L", 4: "Q4_K_M, Q4_K_S, IQ4_NL",
+                         8: "Q8_0"}
 GPTQ_LOADER = ("As it is: GPU loaders only (ExLlama, AutoGPTQ, Transformers). Converted by Hearth: llama.cpp "
                "(built into Hearth), CPU with GPU offload where available.")
 
 
 def conversion_callout(model: Model, variant: Variant, alternative: Variant | None) -> str:
-    """What "Download and convert for llama.cpp" does for this branch, with the disk it needs."""
-    quant, bits_per_weight = _CONVERTED_BITS_PER_WEIGHT.get(variant.bits, ("Q4_K_M", 4.9))
+    """What "Download and convert for llama.cpp" does for this branch: exact or requantised, and the sizes."""
+    quant, bits_per_weight = _EXACT_BITS_PER_WEIGHT.get(variant.bits, ("Q4_0", 4.5))
     result = int(model.parameters * bits_per_weight / 8)
     scratch = model.parameters * 2
     alt = (
         f" Or run <b>{escape(alternative.label)}</b> ({human_size(alternative.size_bytes)}), "
         "already converted by its publisher." if alternative else ""
     )
+    # Without groups (one per row), act order reorders nothing that a block could notice: exact too.
+    grouped = variant.group_size is None or variant.group_size % 32 == 0
+    if (variant.act_order and variant.group_size is not None) or not grouped:
+        what = (f"its GPTQ groups are in activation order, which no llama.cpp block can hold exactly, so Hearth "
+                f"dequantises it, lets llama.cpp requantise it to each of {_ACT_ORDER_CANDIDATES.get(variant.bits)}"
+                f", measures each against the exact model and keeps the closest (about {human_size(result)}; "
+                "a branch whose act order leaves the groups in place converts exactly)")
+    else:
+        what = (f"its GPTQ weights go as they are into {quant} blocks: <b>exact GPTQ weights</b>, no second "
+                f"quantisation (about {human_size(result)})")
+        if variant.bits < 4:
+            small = int(model.parameters * _SMALLER_CHOICE[1] / 8)
+            what += (f"; that is about {human_size(max(result - variant.size_bytes, 0))} larger than the branch, "
+                     f"{variant.bits}-bit values stored in 4-bit blocks. The smaller choice, "
+                     f"<code>hearth convert {escape(variant.id)} --type q3_k_m</code>, requantises to about "
+                     f"{human_size(small)}; Hearth measures its quality during the exact conversion and the finished "
+                     "card offers it as <b>Smaller file</b>")
     return (
         "llama.cpp cannot load GPTQ as it is, but Hearth can convert this branch into a GGUF on your "
         "machine: <b>Download and convert for llama.cpp</b> downloads the branch "
-        f"({human_size(variant.size_bytes)}), then writes a {quant} GGUF beside it (about "
-        f"{human_size(result)}; a temporary F16 copy of about {human_size(scratch)} is needed while "
-        f"converting).{alt}"
+        f"({human_size(variant.size_bytes)}), then {what}. The result is measured against the exact F16 model "
+        f"(KL divergence, top-1 agreement), which needs a temporary F16 copy of about {human_size(scratch)}.{alt}"
     )
+
+
+def converted_callout(conversion: Conversion) -> str:
+    """The converted file: type, size, mode (exact or requantised), measured quality, and other choices."""
+    commit = f", commit <code>{escape(conversion.commit[:12])}</code>" if conversion.commit else ""
+    text = (f"<b>Converted for llama.cpp</b> on this machine: a {escape(conversion.type_label)} GGUF "
+            f"({human_size(conversion.size)}) made from this branch{commit}. Chat with it like any GGUF.")
+    if conversion.mode:
+        text += f"<br><b>{escape(conversion.mode[:1].upper() + conversion.mode[1:])}</b>"
+        if conversion.quality is not None:
+            q = conversion.quality
+            text += (f": against the exact F16 model, mean KL divergence {q.kl_mean:.4g}, top-1 agreement "
+                     f"{100 * q.top1:.1f}% ({q.tokens} tokens)")
+        text += "."
+    if conversion.choice:
+        text += f"<br>Chosen by measurement: {escape(conversion.choice)}."
+    for alternative in () if conversion.choice else conversion.alternatives:
+        figures = f", {alternative.quality.summary}" if alternative.quality else ""
+        text += (f"<br>Smaller choice: {escape(alternative.out_type.upper())}, {human_size(alternative.size)}"
+                 f"{escape(figures)} (<code>--type {escape(alternative.out_type)}</code>).")
+    return text
 
 
 # What each GPTQ column means, in the words of TheBloke's model cards, shortened.
@@ -88,12 +129,7 @@ def variant_details_html(
         parts.append(f"<p>{escape(model.description)}</p>")
     parts.append(f"<h3>{escape(variant.label)}</h3>")
     if conversion is not None:
-        commit = f", commit <code>{escape(conversion.commit[:12])}</code>" if conversion.commit else ""
-        parts.append(_callout(
-            f"<b>Converted for llama.cpp</b> on this machine: a {escape(conversion.type_label)} GGUF "
-            f"({human_size(conversion.size)}) made from this branch{commit}. Chat with it like any GGUF.",
-            theme.text, theme.accent_soft,
-        ))
+        parts.append(_callout(converted_callout(conversion), theme.text, theme.accent_soft))
     elif not variant.runnable:
         parts.append(_callout(conversion_callout(model, variant, alternative), theme.text, theme.warn_soft))
     if not variant.verified:
@@ -138,6 +174,8 @@ def variant_details_html(
     rows.append(_row("Status", escape(status), theme=theme))
     if conversion is not None:
         rows.append(_row("Converted file", f"<code>{escape(str(conversion.path))}</code>", theme=theme))
+        if conversion.quality_text:
+            rows.append(_row("Conversion", escape(conversion.quality_text), theme=theme))
     parts.append("<table cellspacing='0'>" + "".join(rows) + "</table>")
     if variant.notes:
         items = "".join(f"<li>{escape(n)}</li>" for n in variant.notes)

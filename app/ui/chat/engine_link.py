@@ -14,6 +14,7 @@ from app.engine.chat_session import plan_load
 from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import Event, LoadSettings, ModelInfo, SamplingSettings
+from app.engine.rpc import active_remote_machines
 from app.errors import HearthError
 from app.remote.endpoints import Endpoint, EndpointStore
 from app.remote.engine import RemoteEngine
@@ -119,7 +120,7 @@ class EngineLink(QObject):
 
     def _plan(self, path: str) -> None:
         try:
-            settings, plan = plan_load(Path(path), read_gguf_metadata(path))
+            settings, plan = plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines())
             self._planned.emit(settings, plan)
         except HearthError as exc:
             self._planned.emit(str(exc), None)

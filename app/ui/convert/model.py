@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
+from app.catalog.installed import Alternative
 from app.cli.table import human_size
 from app.convert.jobs import ConversionJob, ConversionQueue, ConversionState
 from app.hub.progress import format_speed
@@ -16,15 +17,26 @@ from app.ui.downloads.model import AnyIndex, JobListModel, Role, detail_text
 CARD_STATE = {
     ConversionState.DOWNLOADING: JobState.RUNNING, ConversionState.WAITING: JobState.QUEUED,
     ConversionState.CONVERTING: JobState.RUNNING, ConversionState.REQUANTIZING: JobState.RUNNING,
-    ConversionState.DONE: JobState.DONE, ConversionState.FAILED: JobState.FAILED,
+    ConversionState.MEASURING: JobState.RUNNING, ConversionState.DONE: JobState.DONE,
+    ConversionState.FAILED: JobState.FAILED,
     ConversionState.CANCELLED: JobState.CANCELLED,
 }
 ACTIONS: dict[ConversionState, tuple[str, ...]] = {
     ConversionState.DOWNLOADING: ("cancel",), ConversionState.WAITING: ("cancel",),
     ConversionState.CONVERTING: ("cancel",), ConversionState.REQUANTIZING: ("cancel",),
+    ConversionState.MEASURING: ("cancel",),
     ConversionState.DONE: ("remove", "folder", "chat"), ConversionState.FAILED: ("remove", "retry"),
     ConversionState.CANCELLED: ("remove", "retry"),
 }
+
+
+def smaller_choice(job: ConversionJob) -> Alternative | None:
+    """The measured requantised type smaller than a finished exact conversion (3-bit in Q4_0), if any."""
+    result = job.result
+    if job.state is not ConversionState.DONE or result is None or result.choice:
+        return None
+    smaller = [a for a in result.alternatives if a.size < result.size]
+    return min(smaller, key=lambda a: a.size) if smaller else None
 
 
 def stage_text(job: ConversionJob) -> str:
@@ -41,13 +53,24 @@ def stage_text(job: ConversionJob) -> str:
             return "Step 2 of 2: waiting for another conversion to finish"
         case ConversionState.CONVERTING:
             percent = 100 * job.done_bytes / job.total_bytes if job.total_bytes else 0.0
-            return (f"Step 2 of 2: converting to {target} · {percent:.0f}% of "
+            what = "writing the F16 model to measure against" if job.write_stage == "reference" else \
+                ("writing the exact GPTQ weights" if job.mode.startswith("exact") else "dequantising")
+            into = f" as {target}" if job.write_stage != "reference" and job.mode.startswith("exact") else ""
+            return (f"Step 2 of 2: {what}{into} · {percent:.0f}% of "
                     f"{human_size(job.total_bytes)} read · {format_speed(job.rate)}")
         case ConversionState.REQUANTIZING:
-            return f"Step 2 of 2: llama.cpp is requantising to {target}…"
+            kind = (job.stage_label or target).upper()
+            return f"Step 2 of 2: llama.cpp is requantising to {kind}…"
+        case ConversionState.MEASURING:
+            kind = (job.stage_label or target).upper()
+            return f"Step 2 of 2: measuring {kind} against the exact F16 model (KL divergence, top-1)…"
         case ConversionState.DONE:
-            size = human_size(job.result.size) if job.result else ""
-            return f"Converted for llama.cpp · {target} · {size} · ready to chat"
+            result = job.result
+            if result is None:
+                return f"Converted for llama.cpp · {target}"
+            quality = f" · {result.quality.summary}" if result.quality else ""
+            mode = f" · {result.mode}" if result.mode else ""
+            return f"Converted for llama.cpp · {target} · {human_size(result.size)}{mode}{quality} · ready to chat"
         case ConversionState.FAILED:
             return f"Conversion failed: {job.error}"
         case ConversionState.CANCELLED:
@@ -86,9 +109,15 @@ class ConversionListModel(JobListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return f"Convert for llama.cpp: {job.title}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [job.title, stage_text(job)]
+            lines = [job.title, stage_text(job), *job.plan]
             if job.result is not None:
                 lines.append(str(job.result.path))
+                lines += [job.result.choice] if job.result.choice else []
+                smaller = smaller_choice(job)
+                if smaller is not None:
+                    figures = f", {smaller.quality.summary} against the F16 model" if smaller.quality else ""
+                    lines.append(f"Smaller file: {smaller.out_type.upper()} requantised, {human_size(smaller.size)}"
+                                 f"{figures}")
             return "\n".join(lines)
         if role == Role.JOB:
             return job
@@ -101,5 +130,5 @@ class ConversionListModel(JobListModel):
         if role == Role.DETAIL:
             return stage_text(job)
         if role == Role.ACTIONS:
-            return list(ACTIONS[job.state])
+            return list(ACTIONS[job.state]) + (["smaller"] if smaller_choice(job) is not None else [])
         return None

@@ -11,7 +11,7 @@ from app.convert.jobs import ConversionJob, ConversionQueue
 from app.convert.sources import source_for_variant
 from app.hub.queue import DownloadQueue
 from app.ui.context import AppContext
-from app.ui.convert.model import ConversionListModel
+from app.ui.convert.model import ConversionListModel, smaller_choice
 from app.ui.downloads.delegate import ROW_HEIGHT, DownloadDelegate
 from app.ui.theme import SPACE_S, SPACE_XS, Theme, named
 
@@ -80,12 +80,20 @@ class ConversionPanel(QWidget):
         elif action == "chat" and job.result is not None:
             self.context.events.chat_requested.emit(str(job.result.path))
             self.context.events.navigate.emit("chat")
+        elif action == "smaller":
+            smaller = smaller_choice(job)
+            if smaller is not None:
+                self.queue.convert(job.source, smaller.out_type)
+                self.context.events.status_message.emit(
+                    f"Converting {job.title} again as {smaller.out_type.upper()}: smaller, requantised")
         elif action == "folder" and job.result is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(job.result.path.parent)))
 
     def _finished(self, job: ConversionJob) -> None:
         self.context.events.installed_changed.emit()
-        self.context.events.status_message.emit(f"Converted for llama.cpp: {job.title}")
+        result = job.result
+        how = f" ({result.quality_text})" if result is not None and result.quality_text else ""
+        self.context.events.status_message.emit(f"Converted for llama.cpp: {job.title}{how}")
 
     def _failed(self, job: ConversionJob) -> None:
         self.context.events.status_message.emit(f"Could not convert {job.title}: {job.error}")

@@ -35,7 +35,7 @@ ACTIONS: dict[JobState, tuple[str, ...]] = {
     JobState.DONE: ("remove", "folder", "chat"),
 }
 ACTION_LABELS = {"pause": "Pause", "resume": "Resume", "cancel": "Cancel", "retry": "Retry",
-                 "remove": "Clear", "folder": "Show folder", "chat": "Chat with it"}
+                 "remove": "Clear", "folder": "Show folder", "chat": "Chat with it", "smaller": "Smaller file"}
 
 
 def chat_path(job: DownloadJob) -> str | None:
