@@ -121,21 +121,29 @@ def test_client_hanging_up_mid_stream_stops_the_reply(served: Served) -> None:
             stopped.append(event.stats)
         original(event)
 
+    def wait_for_stop() -> None:
+        deadline = time.monotonic() + 60
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stopped and stopped[0].stop_reason == "stopped" and stopped[0].generated_tokens < 400
+        stopped.clear()
+
     served.bridge._client.on_event = spy
+    body = {"model": served.model_id, "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0,
+            "ignore_eos": True, "stream": True}
     try:
-        body = {"model": served.model_id, "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0,
-                "ignore_eos": True, "stream": True}
         with httpx.Client(timeout=120) as http, \
                 http.stream("POST", f"{served.url}/completions", json=body) as r:
             for line in r.iter_lines():
                 if line.startswith("data:"):
                     break
-        deadline = time.monotonic() + 60
-        while not stopped and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_stop()
+        # A non-streaming client that gives up waiting: its reply is stopped too.
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{served.url}/completions", json={**body, "stream": False}, timeout=1.5)
+        wait_for_stop()
     finally:
         served.bridge._client.on_event = original
-    assert stopped and stopped[0].stop_reason == "stopped" and stopped[0].generated_tokens < 400
     assert greedy_chat(served, QUESTION, tokens=2).choices[0].message.content
 
 

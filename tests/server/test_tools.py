@@ -50,6 +50,7 @@ def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background
         bridge = EngineBridge(models_dir=folder / "models", load_options={"ctx": 512})
         bridge.preload(str(model))
         bridge.add_model(str(smollm2_path()))  # installed too: loads when a request names it
+        bridge.add_model(str(write_tiny_gguf(folder / "broken-tiny.gguf", wrong_shape=True)))
         server = BackgroundServer(bridge, ServerSettings(port=0)).start()
         try:
             yield server
@@ -79,7 +80,7 @@ def test_tools_reach_a_template_that_renders_them(tool_server: BackgroundServer)
 
 def test_another_model_loads_when_a_request_names_it(tool_server: BackgroundServer) -> None:
     api = openai.OpenAI(base_url=tool_server.url, api_key="x", max_retries=0)
-    assert {m.id for m in api.models.list().data} == {"tool-tiny", "SmolLM2-135M-Instruct.Q4_1"}
+    assert {m.id for m in api.models.list().data} == {"tool-tiny", "SmolLM2-135M-Instruct.Q4_1", "broken-tiny"}
     assert tool_server.bridge.loaded is not None and tool_server.bridge.loaded.id == "tool-tiny"
     reply = api.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", max_tokens=2, temperature=0,
                                         messages=[{"role": "user", "content": "Hi"}])
@@ -88,3 +89,12 @@ def test_another_model_loads_when_a_request_names_it(tool_server: BackgroundServ
     assert api.models.list().data[0].id == "SmolLM2-135M-Instruct.Q4_1"
     api.chat.completions.create(model="tool-tiny", max_tokens=1, messages=[{"role": "user", "content": "x"}])
     assert tool_server.bridge.loaded.id == "tool-tiny"
+
+
+def test_a_model_that_fails_to_load_is_503_and_the_server_goes_on(tool_server: BackgroundServer) -> None:
+    api = openai.OpenAI(base_url=tool_server.url, api_key="x", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        api.chat.completions.create(model="broken-tiny", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 503 and "broken-tiny could not be loaded" in caught.value.message
+    reply = api.chat.completions.create(model="tool-tiny", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    assert reply.choices[0].finish_reason in ("length", "stop")
