@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Any
 
 from app.cli.terminal import safe_line
@@ -72,10 +74,16 @@ def run(args: argparse.Namespace) -> int:
         server = BackgroundServer(bridge, settings).start()
         names = ", ".join(m.id for m in bridge.models()) or "none installed yet"
         print(f"Hearth API at {server.url} (models: {names}). Ctrl-C stops.", file=sys.stderr, flush=True)
+        stopping = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
-            server.thread.join()
+            while server.thread.is_alive() and not stopping.wait(0.5):
+                pass
         except KeyboardInterrupt:
-            print("Stopping.", file=sys.stderr)
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        print("Stopping.", file=sys.stderr)
         server.stop(close_engine=False)
     finally:
         bridge.close()

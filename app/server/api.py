@@ -46,6 +46,7 @@ from app.server.tool_calls import parse_tool_calls
 
 log = logging.getLogger("hearth.server")
 FINGERPRINT = "hearth"
+MAX_BODY = 32 << 20
 _FINISH = {"eos": "stop", "stop_string": "stop", "stopped": "stop", "max_tokens": "length",
            "context_full": "length"}
 
@@ -191,6 +192,10 @@ class OpenAIApi:
         return JSONResponse({"id": served.id, "object": "model", "created": served.created, "owned_by": "hearth"})
 
     async def _body(self, request: Request) -> dict[str, Any]:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise BadRequest(f"the request body is {int(declared) >> 20} MB, more than this server takes "
+                             f"({MAX_BODY >> 20} MB)")
         return parse_json(await request.body())
 
     # ---- generation shared by both endpoints ---------------------------------------------
