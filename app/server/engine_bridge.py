@@ -25,7 +25,6 @@ from app.engine.chat_format import ChatFormat, resolve_chat_format
 from app.engine.chat_session import plan_load, sampling_for
 from app.engine.client import EngineClient
 from app.engine.gguf_meta import read_gguf_metadata
-from app.engine.model_files import resolve_model_path
 from app.engine.protocol import (
     Crashed,
     Done,
@@ -40,6 +39,11 @@ from app.engine.protocol import (
 )
 from app.engine.templates import Message, TemplateError
 from app.errors import HearthError
+
+try:  # the model library (one answer to "what is installed"), once it exists; before it, the engine's lookup
+    from app.library.installed import resolve_model_path
+except ImportError:
+    from app.engine.model_files import resolve_model_path
 
 __all__ = ["EngineBridge", "EngineBusy", "EngineError", "GenerationStats", "Message", "SamplingSettings",
            "ServedModel", "TemplateError", "Turn", "UnknownModel", "conversation_id"]

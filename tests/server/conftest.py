@@ -1,4 +1,4 @@
-"""One real `hearth serve` (SmolLM2 on the real engine, on loopback) shared by a whole test module."""
+"""One real `hearth serve` (SmolLM2 on the real engine, on loopback) shared by the server tests."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Served:
         self.bridge = server.bridge
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     from tests.assets import smollm2_path
 
