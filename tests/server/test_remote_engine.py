@@ -204,3 +204,11 @@ def _wait(condition: object, timeout: float = 120.0) -> None:
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
         time.sleep(0.02)
     assert condition(), "timed out"  # type: ignore[operator]
+
+
+def test_cli_chat_with_an_endpoint_that_is_down_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["chat", "any", "--endpoint", f"http://127.0.0.1:{_free_port()}", "--api-key", "sk-secret",
+                     "-p", "hello"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("hearth: error: cannot reach") and err.count("\n") == 1
+    assert "sk-secret" not in err and "Traceback" not in err
