@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from app.paths import app_dirs
 from app.server.api import RequestRecord
 from app.server.engine_bridge import EngineBridge
 from app.server.runner import BackgroundServer, ServerSettings
 
 LOG_SIZE = 500
+SETTINGS_FILE = "api_server.json"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the app's API switch remembers between runs (the key stays in a file only the user reads)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: str = ""
+
+
+def load_api_settings(path: Path | None = None) -> ApiSettings:
+    path = path or app_dirs().config / SETTINGS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ApiSettings(str(raw.get("host") or "127.0.0.1"), int(raw.get("port", 8080)),
+                           str(raw.get("api_key") or ""))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ApiSettings()
+
+
+def save_api_settings(settings: ApiSettings, path: Path | None = None) -> None:
+    path = path or app_dirs().config / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(asdict(settings), out)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
 
 
 class ApiService:

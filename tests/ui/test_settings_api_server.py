@@ -39,6 +39,8 @@ def test_the_switch_serves_on_loopback_logs_requests_and_copies_the_address(
     qtbot.waitUntil(lambda: section.address.text() == "Not serving", timeout=30_000)
     assert not section.service.running and section.host.isEnabled()
     page.shutdown()
+    later = make_page(qtbot, context)  # the next run remembers the choices
+    assert (later.api_server.host.text(), later.api_server.port.value()) == ("127.0.0.1", 0)
 
 
 def test_other_addresses_without_a_key_ask_first(qtbot: QtBot, context: AppContext) -> None:

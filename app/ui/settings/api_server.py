@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.server.api import RequestRecord
 from app.server.runner import exposure_warning
-from app.server.service import ApiService
+from app.server.service import ApiService, ApiSettings, load_api_settings, save_api_settings
 from app.ui.theme import SPACE_M, SPACE_S, named
 
 INTRO = ("Let other programs (editors, Open WebUI, scripts) use your installed models through an "
@@ -65,6 +65,10 @@ class ApiServerSection(QFrame):
         self.log.setPlaceholderText("Requests appear here.")
         self.log.setMaximumHeight(160)
         self.confirm: QMessageBox | None = None
+        saved = load_api_settings()
+        self.host.setText(saved.host)
+        self.port.setValue(saved.port)
+        self.api_key.setText(saved.api_key)
 
         intro = named(QLabel(INTRO), "Muted")
         intro.setWordWrap(True)
@@ -126,6 +130,7 @@ class ApiServerSection(QFrame):
 
     def _start(self) -> None:
         host, port, key = self.host.text().strip() or "127.0.0.1", self.port.value(), self.api_key.text().strip()
+        save_api_settings(ApiSettings(host, port, key))
         self.switch.setEnabled(False)
         for field in (self.host, self.port, self.api_key):
             field.setEnabled(False)
