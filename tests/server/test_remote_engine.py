@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from app.paths import app_dirs
 from app.remote.endpoints import Endpoint, EndpointStore, endpoint_for
 from app.remote.engine import RemoteEngine
 from tests.server.conftest import Served
+from tests.server.fake_endpoint import Misbehaving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 GREEDY = SamplingSettings(temperature=0, max_tokens=6)
@@ -147,36 +147,8 @@ def test_endpoint_that_is_down_is_one_clear_error() -> None:
     assert "cannot reach" in message and "\n" not in message and "sk-secret" not in message
 
 
-class _Misbehaving:
-    """A loopback HTTP server that answers one stream chunk and then hangs up, or never answers."""
-
-    def __init__(self, mode: str) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.mode = mode
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            if self.mode == "silent":
-                time.sleep(5)
-            else:
-                chunk = b'data: {"choices":[{"index":0,"delta":{"content":"Paris is"}}]}\n\n'
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                             b"transfer-encoding: chunked\r\n\r\n" + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                time.sleep(0.2)
-            conn.close()
-
-
 def test_endpoint_dropping_mid_stream_keeps_the_partial_reply() -> None:
-    server = _Misbehaving("drop")
+    server = Misbehaving("drop")
     events: list[object] = []
     engine = RemoteEngine(endpoint_for(server.url), on_event=events.append)
     try:
@@ -190,7 +162,7 @@ def test_endpoint_dropping_mid_stream_keeps_the_partial_reply() -> None:
 
 
 def test_slow_endpoint_times_out_with_one_message() -> None:
-    server = _Misbehaving("silent")
+    server = Misbehaving("silent")
     engine = RemoteEngine(endpoint_for(server.url), read_timeout=0.5)
     try:
         with pytest.raises(EngineError, match="did not answer"):

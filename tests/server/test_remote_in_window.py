@@ -11,6 +11,7 @@ from app.remote.messages import remote_path
 from app.ui.application import create_context
 from app.ui.chat.page import ChatPage
 from tests.server.conftest import Served
+from tests.server.fake_endpoint import Misbehaving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -68,3 +69,21 @@ def test_a_remote_endpoint_that_is_down_says_so_once(qtbot: QtBot, qapp: QApplic
     qtbot.waitUntil(lambda: not page.engine.loading and page.banner.isVisible(), timeout=30_000)
     assert page.composer.text() == "hello?"  # nothing the user typed is lost
     page.shutdown()
+
+
+def test_a_reply_dropped_mid_stream_keeps_its_words_and_says_so_once(qtbot: QtBot, qapp: QApplication) -> None:
+    flaky = Misbehaving("drop")
+    EndpointStore().add(Endpoint("flaky", flaky.url, None, ("flaky",)))
+    page = ChatPage(create_context(qapp))
+    qtbot.addWidget(page)
+    page.show()
+    assert page.model_bar.select(remote_path("flaky", "flaky"))
+    page.send("Capital of France?")
+    qtbot.waitUntil(lambda: page.chat is not None and not page.generating and page.banner.isVisible(),
+                    timeout=30_000)
+    assert page.chat is not None
+    reply = page.store.messages(page.chat.id)[-1]
+    assert (reply.role, reply.content, reply.status) == ("assistant", "Paris is", "error")
+    assert "dropped" in page.banner.text() and "\n" not in page.banner.text()
+    page.shutdown()
+    flaky.close()
