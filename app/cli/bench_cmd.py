@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 from app.catalog import load_catalog
+from app.cli.chat_cmd import threads_arg
 from app.cli.terminal import safe_json, safe_line
 from app.engine.chat_format import resolve_chat_format
 from app.engine.model_files import resolve_model_path
-from app.engine.protocol import LoadSettings, SamplingSettings
+from app.engine.protocol import LoadSettings, SamplingSettings, ThreadSetting, fixed_threads
 from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 
@@ -28,7 +30,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .gguf file or an installed catalogue model id")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per decode run (default 128)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--threads", type=threads_arg, default="auto", metavar="N|auto",
+                        help="Hearth's CPU threads (default auto); the bare loop runs a fixed N, or with "
+                        "auto llama.cpp's default (physical cores)")
+    parser.add_argument("--load", type=int, default=None, metavar="N",
+                        help="start N busy processes (ended by the bench) and compare decode speed with "
+                        "llama.cpp at its default thread count under the same load, alternating runs; "
+                        "--load 0 makes the same comparison on the machine as it is")
+    parser.add_argument("--load-limit", type=float, default=1800, metavar="S",
+                        help="the busy processes end by themselves after S seconds (default 1800)")
     parser.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     parser.add_argument("--rounds", type=int, default=12,
                         help="alternating Hearth/raw decode rounds; the best of each is compared, "
@@ -40,6 +50,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--chat-repeats", type=int, default=3,
                         help="times the scripted chat runs; each turn's fastest is kept (default 3)")
     parser.set_defaults(func=run)
+
+
+def reference_threads(setting: ThreadSetting) -> int:
+    """The bare loop's threads: a fixed setting as given, else llama.cpp's default (physical cores)."""
+    from app.engine.llama_runner import default_threads
+
+    return fixed_threads(setting) or default_threads()
 
 
 def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +91,7 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                 prompt_tps = run.stats.prompt_tps
                 rss_gui = psutil.Process().memory_info().rss / 2**20
                 rss_worker = driver.worker_rss_mb()
-            raw = raw_decode(str(path), n_ctx=args.ctx, n_threads=args.threads,
+            raw = raw_decode(str(path), n_ctx=args.ctx, n_threads=reference_threads(args.threads),
                              n_tokens=args.tokens, prompt=prompt)
             raw_tps.append(raw.decode_tps)
             raw_prompt_tps = raw.prompt_tps
@@ -101,6 +118,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "rpc": list(rpc),
         "split": info.split,
         "threads": args.threads,
+        "raw_threads": reference_threads(args.threads),
+        "hearth_threads": stall_run.stats.threads.describe() if stall_run.stats.threads else "",
         "ctx": args.ctx,
         "tokens": args.tokens,
         "rounds": args.rounds,
@@ -131,8 +150,81 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def measure_load(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Decode speed under ``args.load`` busy processes: Hearth against llama.cpp's default threads."""
+    from app.engine.benchmark import BENCH_PROMPT, BusyLoad, raw_decode
+    from app.engine.llama_runner import LogTail
+    from app.ui.engine.bench_probe import BenchDriver
+
+    LogTail.install()
+    threads = reference_threads("auto")
+    greedy = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=args.tokens, ignore_eos=True)
+    prompt = " ".join([BENCH_PROMPT] * 4)
+    hearth_tps: list[float] = []
+    raw_tps: list[float] = []
+    chosen: list[str] = []
+    load_before = os.getloadavg()[0]
+    with BusyLoad(args.load, args.load_limit) as busy:
+        driver = BenchDriver()
+        try:
+            info = driver.load(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads))
+            for round_index in range(args.rounds):
+                for arm in (("hearth", "raw") if round_index % 2 == 0 else ("raw", "hearth")):
+                    if arm == "hearth":
+                        run = driver.reply(prompt, (), greedy, chat_id="decode")
+                        if run.error:
+                            raise HearthError(run.error)
+                        hearth_tps.append(run.decode_tps)
+                        if run.stats.threads is not None:
+                            chosen.append(run.stats.threads.describe())
+                    else:
+                        raw_tps.append(raw_decode(str(path), n_ctx=args.ctx, n_threads=threads,
+                                                  n_tokens=args.tokens, prompt=prompt).decode_tps)
+                if busy.alive() < args.load:
+                    raise HearthError("the busy processes ended before the bench did: raise --load-limit")
+        finally:
+            driver.close()
+    median_hearth, median_raw = statistics.median(hearth_tps), statistics.median(raw_tps)
+    return {
+        "model": info.name, "path": str(path), "load": args.load, "threads": args.threads,
+        "raw_threads": threads, "tokens": args.tokens, "rounds": args.rounds, "ctx": args.ctx,
+        "decode_tps": round(median_hearth, 2), "raw_decode_tps": round(median_raw, 2),
+        "decode_ratio": round(median_hearth / median_raw, 3),
+        "decode_ratio_best": round(max(hearth_tps) / max(raw_tps), 3),
+        "decode_tps_rounds": [round(x, 2) for x in hearth_tps],
+        "raw_decode_tps_rounds": [round(x, 2) for x in raw_tps],
+        "hearth_threads": chosen[-1] if chosen else "", "hearth_threads_rounds": chosen,
+        "loadavg_before": round(load_before, 2), "loadavg_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def _print_load(result: dict[str, Any]) -> None:
+    print(f"{safe_line(result['model'])}: {result['load']} busy processes, {result['tokens']} tokens, "
+          f"medians of {result['rounds']} alternating rounds (load average {result['loadavg_before']} "
+          f"-> {result['loadavg_after']})")
+    rows = [
+        (f"Hearth decode (threads {result['threads']})", f"{result['decode_tps']:.1f} tok/s"),
+        (f"llama.cpp decode, its default {result['raw_threads']} threads", f"{result['raw_decode_tps']:.1f} tok/s"),
+        ("Ratio (target >= 1.5 under 2 busy processes)", f"{result['decode_ratio']:.2f} "
+                                                        f"(best runs: {result['decode_ratio_best']:.2f})"),
+        ("Hearth's threads at the end", safe_line(result["hearth_threads"])),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")
+
+
 def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model, load_catalog())
+    if (args.load is not None and args.load < 0) or args.rounds < 1 or args.tokens < 2:
+        raise HearthError("--load must be 0 or more, --rounds at least 1 and --tokens at least 2")
+    if args.load is not None:
+        result = measure_load(path, args)
+        if args.json:
+            print(safe_json(json.dumps(result)))
+        else:
+            _print_load(result)
+        return 0
     result = measure(path, args)
     if args.json:
         print(safe_json(json.dumps(result)))
@@ -150,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         ("Memory: GUI process / worker", f"{result['rss_gui_mb']:.0f} MB / {result['rss_worker_mb']:.0f} MB"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{safe_line(result['model'])}: {args.threads} threads, ctx {args.ctx}, {args.tokens} tokens, "
+    print(f"{safe_line(result['model'])}: threads {args.threads} ({result['hearth_threads'] or 'fixed'}; "
+          f"the bare loop {result['raw_threads']}), ctx {args.ctx}, {args.tokens} tokens, "
           f"best of {args.rounds} alternating rounds")
     if result["split"]:
         print(f"  Hearth's model: {result['split']} (the raw loop runs on this machine alone)")

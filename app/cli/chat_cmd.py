@@ -16,7 +16,7 @@ from app.engine.client import EngineClient
 from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.model_files import resolve_model_path
 from app.engine.offload import memory_advice
-from app.engine.protocol import EngineError
+from app.engine.protocol import EngineError, parse_threads
 from app.engine.rpc import parse_endpoints
 from app.engine.templates import Message
 from app.errors import HearthError
@@ -32,6 +32,14 @@ def _gpu_layers(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError("GPU layers cannot be negative")
     return value
+
+
+def threads_arg(text: str) -> int | str:
+    """``--threads``: "auto" or a whole number >= 1, as an argparse type."""
+    try:
+        return parse_threads(text)
+    except HearthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +59,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
     parser.add_argument("--temp", type=float, help="temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable replies")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    parser.add_argument("--threads", type=threads_arg, metavar="N|auto",
+                        help="CPU threads: a fixed count, or auto (default): start from the cores other "
+                        "programs leave free, then adapt while replying")
     parser.add_argument("--batch", type=int, help="prompt evaluation batch size (default 512)")
     parser.add_argument("--flash-attn", choices=("auto", "on", "off"), help="flash attention (default auto)")
     parser.add_argument("--kv-cache", choices=("f16", "q8_0", "q4_0"),
@@ -121,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         if info.split:
             print(safe_line(f"{chat_format.model_name}: {info.split}"), file=sys.stderr)
+        if args.verbose and info.threads is not None:
+            print(info.threads.describe(), file=sys.stderr)
         session = ChatSession(client, chat_format, sampling, chat_id="cli", remedy=chosen_remedy(args))
         try:
             if args.prompt is not None:
@@ -162,8 +174,9 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
         sink.finish(status, tokens=stats.generated_tokens if stats else None,
                     tokens_per_s=round(stats.decode_tps, 1) if stats else None)
     if verbose and stats is not None:
+        threads = f", {stats.threads.describe()}" if stats.threads is not None else ""
         print(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tok/s, "
-              f"first token {stats.ttft_s * 1000:.0f} ms, {stats.stop_reason}]", file=sys.stderr)
+              f"first token {stats.ttft_s * 1000:.0f} ms, {stats.stop_reason}{threads}]", file=sys.stderr)
     return "".join(parts)
 
 

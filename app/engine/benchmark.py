@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
 import llama_cpp
 
+from app.engine.llama_runner import amx_cpu
 from app.engine.templates import Message
 
 BENCH_PROMPT = (
@@ -42,6 +46,7 @@ def raw_decode(
     """
     mparams = llama_cpp.llama_model_default_params()
     mparams.n_gpu_layers = 0
+    mparams.use_extra_bufts = not amx_cpu()  # as Hearth's worker does (AMX crashes on some VMs)
     model = llama_cpp.llama_model_load_from_file(path.encode(), mparams)
     if not model:
         raise RuntimeError(f"could not load {path}")
@@ -99,3 +104,45 @@ def chat_history(turn: int, replies: list[str]) -> list[Message]:
         if index < turn - 1:
             messages.append(Message("assistant", replies[index]))
     return messages
+
+
+# A busy process that ends by itself: at its deadline, or as soon as the bench that started it is gone.
+_BUSY_LOOP = """
+import os, sys, time
+deadline = time.monotonic() + float(sys.argv[1])
+parent = int(sys.argv[2])
+while time.monotonic() < deadline and os.getppid() == parent:
+    for _ in range(200000):
+        pass
+"""
+
+
+class BusyLoad:
+    """``n`` CPU-bound processes (like ``yes > /dev/null``), bounded in time and always ended on exit."""
+
+    def __init__(self, n: int, limit_s: float) -> None:
+        self.n = n
+        self.limit_s = limit_s
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BusyLoad:
+        for _ in range(self.n):
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-c", _BUSY_LOOP, str(self.limit_s), str(os.getpid())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return self
+
+    def alive(self) -> int:
+        return sum(process.poll() is None for process in self.processes)
+
+    def __exit__(self, *_exc: object) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()

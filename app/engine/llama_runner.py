@@ -20,7 +20,10 @@ from app.engine.protocol import (
     ModelInfo,
     SamplingSettings,
     StopReason,
+    fixed_threads,
 )
+from app.engine.thread_start import LoadSample, usable_cores
+from app.engine.thread_tuner import ThreadControl, thread_control
 
 _KV_TYPES = {"f32": 0, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": 2}
 _FLASH = {
@@ -129,6 +132,7 @@ class LlamaRunner:
         self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
         self._piece = ctypes.create_string_buffer(256)
         self.meta: GGUFMetadata | None = None
+        self.threads: ThreadControl | None = None
 
     # ---- loading ----------------------------------------------------------------------
 
@@ -141,10 +145,12 @@ class LlamaRunner:
                 "auto or on, or use an f16 KV cache", "load")
         self.meta = meta = read_gguf_metadata(s.path)  # clear errors for truncated or foreign files
         self.log.clear()
+        load_sample = LoadSample() if fixed_threads(s.n_threads) is None else None  # others' CPU use meanwhile
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = s.n_gpu_layers if s.n_gpu_layers >= 0 else 999
         mparams.use_mmap = s.use_mmap
         mparams.use_mlock = s.use_mlock
+        mparams.use_extra_bufts = not amx_cpu()
         split_devices = self._choose_devices(mparams)
         model = llama_cpp.llama_model_load_from_file(s.path.encode(), mparams)
         if not model:
@@ -154,9 +160,8 @@ class LlamaRunner:
         cparams.n_ctx = s.n_ctx
         cparams.n_batch = s.n_batch
         cparams.n_ubatch = min(s.n_batch, 512)
-        threads = s.n_threads or default_threads()
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
+        self.threads = threads = thread_control(s.n_threads, load_sample)
+        cparams.n_threads, cparams.n_threads_batch = threads.counts
         cparams.flash_attn_type = _FLASH[s.flash_attention]
         cparams.type_k = cparams.type_v = _KV_TYPES[s.kv_cache_type]
         cparams.no_perf = True
@@ -167,6 +172,7 @@ class LlamaRunner:
                 f"llama.cpp could not create a {s.n_ctx}-token context for {s.path}", context=True
             )
         self.ctx = ctx
+        threads.apply = lambda n, n_batch: llama_cpp.llama_set_n_threads(ctx, n, n_batch)
         self.vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_ctx = llama_cpp.llama_n_ctx(ctx)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
@@ -194,6 +200,7 @@ class LlamaRunner:
             gpu_offload_supported=build_offloads(),
             load_s=time.perf_counter() - started,
             split=describe_split(mparams.n_gpu_layers, n_layer, split_devices) if s.rpc else "",
+            threads=threads.report(),
         )
 
     def _choose_devices(self, mparams: llama_cpp.llama_model_params) -> list[SplitDevice]:
@@ -340,11 +347,14 @@ class LlamaRunner:
             del self.cached[keep:]
         new = tokens[keep:]
         llama_cpp.llama_set_abort_callback(self.ctx, self._abort, None)
+        threads = self.threads
         try:
             step = self.settings.n_batch
             for start in range(0, len(new), step):
                 chunk = new[start : start + step]
                 array = (llama_cpp.llama_token * len(chunk))(*chunk)
+                if threads is not None:
+                    threads.begin_prompt()
                 code = llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
                 if code == 2 or self.stop_requested():
                     # Aborted: drop whatever part of this chunk reached the cache.
@@ -353,6 +363,8 @@ class LlamaRunner:
                 if code != 0:
                     llama_cpp.llama_memory_seq_rm(self.memory, 0, len(self.cached), -1)
                     raise EngineError(f"llama.cpp failed to evaluate the prompt (code {code})")
+                if threads is not None:
+                    threads.evaluated(len(chunk))  # may change the counts for the next decode call
                 self.cached.extend(chunk)
         finally:
             llama_cpp.llama_set_abort_callback(self.ctx, _NO_ABORT, None)
@@ -387,6 +399,7 @@ class LlamaRunner:
                 decode_s=(end - first) if first else 0.0,
                 ttft_s=(first - started) if first else end - started,
                 stop_reason=reason, restored_chat=restored,
+                threads=self.threads.report() if self.threads is not None else None,
             )
 
         if stopped:
@@ -413,6 +426,9 @@ class LlamaRunner:
         first: float | None = None
         reason: StopReason = "max_tokens"
         n_ctx = self.n_ctx
+        threads = self.threads if self.threads is not None and self.threads.auto else None
+        if threads is not None:
+            threads.begin_decode()
         while generated < sampling.max_tokens:
             token = sample(chain, ctx, -1)
             if first is None:
@@ -442,6 +458,8 @@ class LlamaRunner:
             if code != 0:
                 raise EngineError(f"llama.cpp failed while generating (code {code})")
             self.cached.append(token)
+            if threads is not None:
+                threads.decoded()  # per-token time; may set new counts for the next call
         if reason != "stop_string":
             tail = stops.flush() + decoder.decode(b"", final=True)
             if tail or unsent:
@@ -457,8 +475,23 @@ def _rpc_used() -> bool:
     return bool(module and module.registered_endpoints())
 
 
-def default_threads() -> int:
-    """Physical cores (llama.cpp is slower with hyper-threads), at least 1."""
-    import psutil
+def amx_cpu() -> bool:
+    """Whether llama.cpp was built with AMX kernels and the CPU reports AMX tiles.
 
-    return max(1, psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
+    llama.cpp's AMX weight buffers (Q4_0, Q4_1, Q8_0, K-quants) crash with a general-protection
+    fault in the first prompt evaluation on such VMs (seen on a Firecracker guest of a Sapphire
+    Rapids host), so Hearth loads without llama.cpp's extra buffer types there: plain CPU kernels,
+    a little slower for prompts, never a crash."""
+    if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():  # a build without AMX kernels
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_tile" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+def default_threads() -> int:
+    """Physical cores, or the performance cores of a hybrid CPU (llama.cpp is slower on hyper-threads
+    and efficiency cores), at least 1: the static count; "auto" starts from it (thread_start)."""
+    return max(1, usable_cores().cores)

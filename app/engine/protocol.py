@@ -28,6 +28,24 @@ class ProtocolError(Exception):
 # ---- settings ---------------------------------------------------------------------------
 
 KvCacheType = Literal["f16", "q8_0", "q4_0", "f32"]
+# CPU threads: a fixed count, or "auto" (None too): start from the free cores, then tune while replying.
+ThreadSetting = int | Literal["auto"] | None
+
+
+def parse_threads(text: str) -> int | Literal["auto"]:
+    """``--threads`` and settings: "auto" or a whole number >= 1; a clear error otherwise."""
+    value = text.strip().lower()
+    if value == "auto":
+        return "auto"
+    if not value.isdigit() or int(value) < 1:
+        raise HearthError(f"threads must be 'auto' or a whole number of at least 1, not {text!r}")
+    return int(value)
+
+
+def fixed_threads(setting: ThreadSetting) -> int | None:
+    """The fixed count of a thread setting, or None for auto."""
+    return setting if isinstance(setting, int) and setting >= 1 else None
+
 FlashAttention = Literal["auto", "on", "off"]
 
 
@@ -38,7 +56,7 @@ class LoadSettings:
     path: str
     n_ctx: int = 4096
     n_gpu_layers: int = 0
-    n_threads: int | None = None
+    n_threads: ThreadSetting = None  # None or "auto": adaptive; N: fixed
     n_batch: int = 512
     flash_attention: FlashAttention = "auto"
     kv_cache_type: KvCacheType = "f16"
@@ -107,6 +125,29 @@ Command = Load | Generate | Stop | Unload | Shutdown
 # ---- events (worker -> client) ----------------------------------------------------------
 
 
+def plural_threads(n: int) -> str:
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
+@dataclass(frozen=True)
+class ThreadReport:
+    """What the worker runs with now and why (shown in the model bar's tooltip)."""
+
+    mode: Literal["auto", "fixed"]
+    n_threads: int
+    n_threads_batch: int
+    start: int
+    cores: int
+    reason: str
+
+    def describe(self) -> str:
+        counts = (plural_threads(self.n_threads) if self.n_threads == self.n_threads_batch
+                  else f"{plural_threads(self.n_threads)} decoding, {self.n_threads_batch} for prompts")
+        if self.mode == "fixed":
+            return f"CPU: {counts} (fixed in settings)"
+        return f"CPU: {counts} (auto: {self.reason})"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     path: str
@@ -126,6 +167,7 @@ class ModelInfo:
     load_s: float
     # With remote machines: where the layers went ("30 layers: 15 on studio:50052 (device 0), ...").
     split: str = ""
+    threads: ThreadReport | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +203,7 @@ class GenerationStats:
     ttft_s: float
     stop_reason: StopReason
     restored_chat: bool = False
+    threads: ThreadReport | None = None  # the counts after this reply (auto may have moved them)
 
     @property
     def decode_tps(self) -> float:

@@ -146,3 +146,81 @@ def write_big_vocab_gguf(path: Path, n_vocab: int = 151_936) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _random_q4_0(rng: np.random.Generator, rows: int, cols: int, scale: float) -> np.ndarray:
+    """Random Q4_0 blocks as raw bytes: per 32 weights an f16 scale and 16 bytes of 4-bit values."""
+    blocks = np.frombuffer(rng.bytes(rows * (cols // 32) * 18), dtype=np.uint8).reshape(rows, cols // 32, 18).copy()
+    blocks[:, :, 0:2] = np.frombuffer(np.float16(scale).tobytes(), dtype=np.uint8)
+    return blocks.reshape(rows, (cols // 32) * 18)
+
+
+def write_synthetic_llama(
+    path: Path,
+    *,
+    n_layer: int = 22,
+    n_embd: int = 2048,
+    n_ff: int = 5632,
+    n_head: int = 32,
+    n_head_kv: int = 4,
+    n_vocab: int = 32000,
+    context_length: int = 4096,
+    name: str = "Synthetic Llama 1.1B Q4_0",
+) -> Path:
+    """A TinyLlama-shaped llama (about 1.1B parameters) with random Q4_0 weights, for benchmarks.
+
+    The weights are random, so the text is nonsense, but every matrix has the size and type of a
+    real 1B model: decode speed is what a real one would give. Layers share their random buffers
+    (same work per token, a fraction of the time and memory to write).
+    """
+    rng = np.random.default_rng(11)
+    tokens, scores, types = sentencepiece_vocab(CHATML_SPECIALS)
+    for index in range(n_vocab - len(tokens)):
+        tokens.append(f"▁w{index}")
+        scores.append(-3.0 - index / n_vocab)
+        types.append(int(gguf.TokenType.NORMAL))
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    q4 = gguf.GGMLQuantizationType.Q4_0
+    kv = n_head_kv * (n_embd // n_head)
+    square = _random_q4_0(rng, n_embd, n_embd, 0.002)
+    narrow = _random_q4_0(rng, kv, n_embd, 0.002)
+    wide_in = _random_q4_0(rng, n_ff, n_embd, 0.002)
+    wide_out = _random_q4_0(rng, n_embd, n_ff, 0.0015)
+    ones = np.ones(n_embd, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", _random_q4_0(rng, n_vocab, n_embd, 0.01), raw_dtype=q4)
+    writer.add_tensor("output_norm.weight", ones)
+    writer.add_tensor("output.weight", _random_q4_0(rng, n_vocab, n_embd, 0.002), raw_dtype=q4)
+    for layer in range(n_layer):
+        prefix = f"blk.{layer}."
+        writer.add_tensor(prefix + "attn_norm.weight", ones)
+        writer.add_tensor(prefix + "attn_q.weight", square, raw_dtype=q4)
+        writer.add_tensor(prefix + "attn_k.weight", narrow, raw_dtype=q4)
+        writer.add_tensor(prefix + "attn_v.weight", narrow, raw_dtype=q4)
+        writer.add_tensor(prefix + "attn_output.weight", square, raw_dtype=q4)
+        writer.add_tensor(prefix + "ffn_norm.weight", ones)
+        writer.add_tensor(prefix + "ffn_gate.weight", wide_in, raw_dtype=q4)
+        writer.add_tensor(prefix + "ffn_up.weight", wide_in, raw_dtype=q4)
+        writer.add_tensor(prefix + "ffn_down.weight", wide_out, raw_dtype=q4)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -15,7 +15,9 @@ from app.engine.gguf_meta import read_gguf_metadata
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import Event, LoadSettings, ModelInfo, SamplingSettings
 from app.engine.rpc import active_remote_machines
+from app.engine.thread_setting import load_thread_setting
 from app.errors import HearthError
+from app.paths import app_dirs
 from app.remote.endpoints import Endpoint, EndpointStore
 from app.remote.engine import RemoteEngine
 from app.remote.messages import parse_remote_path
@@ -120,7 +122,9 @@ class EngineLink(QObject):
 
     def _plan(self, path: str) -> None:
         try:
-            settings, plan = plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines())
+            threads = load_thread_setting(app_dirs().settings_file)  # "auto" unless the user fixed it
+            settings, plan = plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines(),
+                                       n_threads=threads)
             self._planned.emit(settings, plan)
         except HearthError as exc:
             self._planned.emit(str(exc), None)

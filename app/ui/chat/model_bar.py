@@ -200,11 +200,18 @@ class ModelBar(QFrame):
         self.load_button.setEnabled(False)
         self.state.setText(f"Loading {name}…")
 
-    def show_loaded(self, path: str, description: str) -> None:
+    def show_loaded(self, path: str, description: str, threads: str = "") -> None:
+        """``threads``: what llama.cpp runs with and why (ThreadReport.describe), in the tooltip."""
         self._loaded = path
         self.progress.hide()
         self.state.setText(description)
+        self.show_threads(threads)
         self._update_button()
+
+    def show_threads(self, threads: str) -> None:
+        """Update the tooltip's thread line (auto tuning may change the count while replying)."""
+        if self._loaded is not None and threads:
+            self.state.setToolTip(f"{self.state.text()}\n{threads}")
 
     def show_unloaded(self, message: str = "") -> None:
         message = message or NOT_LOADED

@@ -221,7 +221,8 @@ class ChatPage(QWidget):
         self.chat = self.store.update_chat(self.chat.id, model=name, settings=settings)
 
     def _loaded(self, info: ModelInfo) -> None:
-        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan))
+        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan),
+                                   info.threads.describe() if info.threads else "")
         self.hide_error()
         text, self._send_after_load = self._send_after_load, None
         if text is not None:
@@ -523,6 +524,8 @@ class ChatPage(QWidget):
         if request_id != self.request_id:
             return
         stopped = self._stopping or stats.stop_reason == "stopped"
+        if stats.threads is not None:
+            self.model_bar.show_threads(stats.threads.describe())
         self._finish("stopped" if stopped else "complete", stats)
 
     def _failed(self, request_id: int, message: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -20,6 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.protocol import SamplingSettings
+from app.engine.thread_setting import load_thread_setting, save_thread_setting
+from app.errors import HearthError
+from app.paths import app_dirs
 from app.ui.chat.markdown import code_font
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S
 
@@ -54,11 +59,13 @@ class ChatSettingsPanel(QFrame):
         system_message_changed(object): the new system message, or None for the model's default.
         sampling_changed(object): a SamplingSettings with the user's values.
         closed(): the close button was clicked.
+        threads_changed(object): the CPU thread setting was saved: "auto" or a count (next load).
     """
 
     system_message_changed = Signal(object)
     sampling_changed = Signal(object)
     closed = Signal()
+    threads_changed = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,6 +126,27 @@ class ChatSettingsPanel(QFrame):
             self.spins[name] = spin
             form.addRow(label, spin)
         layout.addLayout(form)
+
+        layout.addWidget(self._section("Performance"))
+        threads_form = QFormLayout()
+        threads_form.setSpacing(SPACE_S)
+        self.threads_box = QComboBox()
+        self.threads_box.setObjectName("ThreadsSetting")
+        self.threads_box.addItem("Auto", "auto")
+        for count in range(1, max(1, os.cpu_count() or 1) + 1):
+            self.threads_box.addItem(str(count), count)
+        self.threads_box.setToolTip("Auto starts from the cores other programs leave free and adapts "
+                                    "while replying; a number fixes it.")
+        saved = load_thread_setting(app_dirs().settings_file)
+        index = self.threads_box.findData(saved)
+        self.threads_box.setCurrentIndex(index if index >= 0 else 0)
+        self.threads_box.currentIndexChanged.connect(self._threads_chosen)
+        threads_form.addRow("CPU threads", self.threads_box)
+        layout.addLayout(threads_form)
+        self.threads_note = QLabel("Used the next time a model loads.")
+        self.threads_note.setObjectName("Muted")
+        self.threads_note.setWordWrap(True)
+        layout.addWidget(self.threads_note)
 
         layout.addWidget(self._section("Prompt sent to the model"))
         self.prompt_label = QLabel("The exact text the model saw last, built by its chat template.")
@@ -185,6 +213,16 @@ class ChatSettingsPanel(QFrame):
         self._loading = False
         self.reset_system.setEnabled(False)
         self.system_message_changed.emit(None)
+
+    def _threads_chosen(self, _index: int) -> None:
+        value = self.threads_box.currentData()
+        try:
+            save_thread_setting(app_dirs().settings_file, value)
+        except (HearthError, OSError) as exc:
+            self.threads_note.setText(f"Not saved: {exc}")
+            return
+        self.threads_note.setText("Saved: used the next time a model loads.")
+        self.threads_changed.emit(value)
 
     def _sampling_edited(self) -> None:
         if not self._loading:
