@@ -120,3 +120,19 @@ def test_cli_binds_loopback_by_default_and_warns_when_exposed() -> None:
     finally:
         exposed.terminate()
         exposed.wait(30)
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from app.errors import HearthError
+    from app.server.runner import bind
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        with pytest.raises(HearthError, match=r"cannot listen on 127\.0\.0\.1:.*choose another --port"):
+            bind("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
