@@ -12,6 +12,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.engine.worker import main as worker_main
 
         return worker_main()
+    if args[:1] == ["--device-probe"]:
+        # The bundled executable answers the GUI's "which GPUs can this build use" (app.catalog.devices).
+        from app.catalog.devices import main as probe_main
+
+        return probe_main()
     from app.cli import main as cli_main
 
     return cli_main(args)

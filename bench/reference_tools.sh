@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own reference tools (llama-bench, llama-server, rpc-server) from the sources vendored in
+# Build llama.cpp's own reference tools (llama-bench, llama-server, ggml-rpc-server) from the sources vendored in
 # the llama-cpp-python sdist that Hearth pins, so benchmarks compare Hearth with the same llama.cpp.
 # Usage: bench/reference_tools.sh   -> prints the folder holding the binaries (built once, then reused).
 set -euo pipefail
@@ -9,7 +9,7 @@ SDIST_DIR="$ASSETS/sdist"
 SRC="$ASSETS/llama_cpp_python-$VERSION"
 BUILD="$ASSETS/llama.cpp-tools"
 PY="${PYTHON:-python3}"
-if [ -x "$BUILD/bin/llama-bench" ] && [ -x "$BUILD/bin/llama-server" ] && [ -x "$BUILD/bin/rpc-server" ]; then
+if [ -x "$BUILD/bin/llama-bench" ] && [ -x "$BUILD/bin/llama-server" ] && [ -x "$BUILD/bin/ggml-rpc-server" ]; then
     echo "$BUILD/bin"; exit 0
 fi
 mkdir -p "$SDIST_DIR"
@@ -23,5 +23,5 @@ fi
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_RPC=ON \
     -DCMAKE_C_FLAGS=-U__AMX_INT8__ -DCMAKE_CXX_FLAGS=-U__AMX_INT8__ \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >&2
-cmake --build "$BUILD" --config Release -j "$(nproc)" --target llama-bench llama-server rpc-server >&2
+cmake --build "$BUILD" --config Release -j "$(nproc)" --target llama-bench llama-server ggml-rpc-server >&2
 echo "$BUILD/bin"

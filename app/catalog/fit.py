@@ -61,12 +61,15 @@ def _assess_here(variant: Variant, hw: Hardware) -> FitReport:
             return FitReport(Fit.GOOD, need, f"needs {need_gb} of VRAM; {hw.vram_free / GB:.1f} GB free")
         converted = _ram_fit(need, hw)
         if converted.fit is not Fit.NO:
-            where = "no GPU found" if not hw.gpus else f"the GPU has {hw.vram_free / GB:.1f} GB free"
+            where = hw.no_gpu_reason if not hw.gpus else f"the GPU has {hw.vram_free / GB:.1f} GB free"
             return FitReport(converted.fit, need, f"{converted.reason} after converting for llama.cpp ({where})")
         return converted
     if hw.gpus and not hw.unified_memory and need <= hw.vram_free:
         return FitReport(Fit.GOOD, need, f"{need_gb}: runs entirely on the GPU")
-    return _ram_fit(need, hw)
+    report = _ram_fit(need, hw)
+    if hw.gpu_note and not hw.gpus and report.fit is not Fit.NO:  # say why the GPU does not count
+        return FitReport(report.fit, need, f"{report.reason} (CPU only: {hw.no_gpu_reason})")
+    return report
 
 
 def _ram_fit(need: int, hw: Hardware) -> FitReport:

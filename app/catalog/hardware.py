@@ -1,16 +1,16 @@
-"""What this machine has: RAM and GPUs with their memory, for "fits my machine" estimates."""
+"""What this machine has: RAM, and the GPUs this llama.cpp build can use, for "fits my machine" estimates."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
 import psutil
+
+from app.catalog.devices import NO_GPU_FOUND, DeviceReport, detect_devices
 
 GB = 1_000_000_000
 
@@ -32,6 +32,15 @@ class Hardware:
     ram_available: int
     gpus: tuple[Gpu, ...] = ()
     unified_memory: bool = False
+    # Why no VRAM counts (devices.NO_BUILD_SUPPORT, NO_GPU_FOUND, ...); GPUs seen that the build cannot use.
+    gpu_note: str = ""
+    unusable: tuple[str, ...] = ()
+
+    @property
+    def no_gpu_reason(self) -> str:
+        """Why no VRAM counts: this build has no GPU support, or no GPU was found (and what NVML saw)."""
+        found = f"; found {', '.join(self.unusable)}" if self.unusable else ""
+        return (self.gpu_note or NO_GPU_FOUND) + found
 
     @property
     def vram_total(self) -> int:
@@ -43,14 +52,12 @@ class Hardware:
 
     def summary(self) -> str:
         text = f"{self.ram_total / GB:.1f} GB RAM"
+        if not self.gpus:
+            return text + f" · no VRAM counted: {self.no_gpu_reason}"
         if self.unified_memory:
-            return text + " (shared with the GPU)"
-        if self.gpus:
-            names = ", ".join(g.name for g in self.gpus)
-            text += f" · {self.vram_total / GB:.1f} GB VRAM ({names})"
-        else:
-            text += " · no GPU found"
-        return text
+            return text + f" (shared with the GPU: {', '.join(g.name for g in self.gpus)})"
+        names = ", ".join(g.name for g in self.gpus)
+        return text + f" · {self.vram_total / GB:.1f} GB VRAM ({names})"
 
 
 _SIZE = re.compile(r"^\s*([0-9.]+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -79,35 +86,20 @@ def describe(spec: str) -> Hardware:
     return Hardware(ram_total=ram, ram_available=ram, gpus=gpus)
 
 
-def nvidia_smi_gpus() -> tuple[Gpu, ...]:
-    """NVIDIA GPUs as nvidia-smi reports them (none when it is missing or fails)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return ()
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=3, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    gpus = []
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            gpus.append(Gpu(parts[0], int(parts[1]) * 1024 * 1024, int(parts[2]) * 1024 * 1024))
-    return tuple(gpus)
+def hardware_from(report: DeviceReport, ram_total: int, ram_available: int, apple_silicon: bool = False) -> Hardware:
+    """The machine as the catalogue judges it: GPUs only where this llama.cpp build can use them."""
+    gpus = tuple(Gpu(d.description or d.name, d.total_bytes, d.free_bytes) for d in report.devices)
+    # Apple silicon (Metal) and integrated GPUs use the same memory as the CPU.
+    unified = bool(gpus) and (apple_silicon or all(d.integrated for d in report.devices))
+    return Hardware(ram_total, ram_available, gpus, unified, report.reason, report.unusable)
 
 
 @lru_cache(maxsize=1)
 def detect_hardware() -> Hardware:
-    """This machine, or the one HEARTH_HARDWARE describes (``ram=16GB,vram=8GB``)."""
+    """This machine, or the one HEARTH_HARDWARE describes (``ram=16GB,vram=8GB``). Slow once: off the GUI thread."""
     spec = os.environ.get("HEARTH_HARDWARE")
     if spec:
         return describe(spec)
     memory = psutil.virtual_memory()
-    if sys.platform == "darwin" and os.uname().machine == "arm64":
-        # Apple silicon: Metal uses the same memory; about 3/4 of it is available to the GPU.
-        usable = memory.total * 3 // 4
-        return Hardware(memory.total, memory.available, (Gpu("Apple GPU (Metal)", usable, usable),), True)
-    return Hardware(memory.total, memory.available, nvidia_smi_gpus())
+    apple = sys.platform == "darwin" and os.uname().machine == "arm64"
+    return hardware_from(detect_devices(), memory.total, memory.available, apple)

@@ -15,6 +15,11 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("HEARTH_REUSE_HF_CACHE", "0 turns off reusing files already in the Hugging Face cache"),
     ("HEARTH_RESUMABLE_SHA256", "0: do not save the running checksum through OpenSSL (a resumed download "
      "is hashed again from disk)"),
+    ("HEARTH_HUB_DEADLINE", "seconds one file listing or HEAD request may take in all (default 30)"),
+    ("HEARTH_HUB_MIN_RATE", "bytes per second a download must average over the window, else it stops with a "
+     "message and keeps its bytes (default 1024; 0 turns the rule off)"),
+    ("HEARTH_HUB_RATE_WINDOW", "that window in seconds (default 60)"),
+    ("HEARTH_WINDOWS_NAMES", "1: refuse Hub file names that Windows cannot store, on every system"),
     ("HEARTH_DEBUG", "1: an unexpected error shows its Python traceback instead of one line"),
     ("HEARTH_TEMPLATE_ISOLATION", "0 renders model files' chat templates in Hearth's own process (still "
      "sandboxed and bounded) instead of a child process that is stopped at its limits"),

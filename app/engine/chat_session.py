@@ -59,11 +59,16 @@ def plan_load(
                                             gpu_layers)
         return LoadSettings(str(path), n_ctx=context, n_gpu_layers=plan.n_gpu_layers, rpc=endpoints,
                             **settings), plan
+    cpu_only = ""
     if free_vram is None:
         support = detect_gpu()
         free_vram = support.free_vram if support.offload else 0
+        if not support.devices and gpu_layers is None:
+            cpu_only = support.why_cpu_only
     plan = plan_offload(meta, free_vram, context, settings.get("kv_cache_type", "f16"),
                         n_gpu_layers=gpu_layers)
+    if cpu_only:
+        plan = replace(plan, cpu_only=cpu_only)
     return LoadSettings(str(path), n_ctx=context, n_gpu_layers=plan.n_gpu_layers, **settings), plan
 
 

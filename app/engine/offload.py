@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import bisect
-import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from app.catalog.hardware import nvidia_smi_gpus
+# One hardware truth: the engine asks the same device list as the catalogue's fit badges.
+from app.catalog.devices import NO_BUILD_SUPPORT, NO_GPU_FOUND, GpuDevice, detect_devices
+from app.catalog.devices import build_offloads as build_offloads
+from app.catalog.devices import local_gpu_backends as local_gpu_backends
 from app.engine.gguf_meta import GGUFMetadata
 
 GB = 1e9
 DEFAULT_MARGIN = 512 * 2**20
 # Bytes per KV cache element for each cache type (q8_0: 34 bytes per 32; q4_0: 18 per 32).
 KV_BYTES_PER_ELEMENT = {"f32": 4.0, "f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
-# ggml_backend_dev_type: CPU, GPU, ACCEL, IGPU.
-_DEVICE_GPU_TYPES = (1, 3)
-
-
-@dataclass(frozen=True)
-class GpuDevice:
-    name: str
-    description: str
-    free_bytes: int
-    total_bytes: int
 
 
 @dataclass(frozen=True)
@@ -32,99 +24,29 @@ class GpuSupport:
 
     offload: bool
     devices: tuple[GpuDevice, ...]
+    reason: str = ""  # why no layers go to a GPU (devices.NO_BUILD_SUPPORT, NO_GPU_FOUND)
+    unusable: tuple[str, ...] = ()  # GPUs NVML sees that this build cannot use
 
     @property
     def free_vram(self) -> int:
         return max((d.free_bytes for d in self.devices), default=0)
 
+    @property
+    def why_cpu_only(self) -> str:
+        """Why no layers go to a local GPU (no GPU support in the build, no GPU found), and what NVML saw."""
+        reason = self.reason or (NO_GPU_FOUND if self.offload else NO_BUILD_SUPPORT)
+        return reason + (f"; found {', '.join(self.unusable)}" if self.unusable else "")
+
     def __str__(self) -> str:
-        if not self.offload:
-            return "CPU only (this llama.cpp build has no GPU support)"
         if not self.devices:
-            return "CPU only (no GPU found)"
+            return f"CPU only ({self.why_cpu_only})"
         return ", ".join(f"{d.description or d.name}: {d.free_bytes / GB:.1f} GB free" for d in self.devices)
 
 
-# Backend registries that are not a local GPU: RPC (remote machines) makes llama_supports_gpu_offload() true
-# in every build that has it, BLAS only speeds up the CPU.
-_NOT_LOCAL_GPU = ("CPU", "RPC", "BLAS")
-
-
-def local_gpu_backends() -> tuple[str, ...] | None:
-    """Names of this build's local GPU backends (CUDA, Metal, Vulkan, ...), or None when ggml cannot say."""
-    import llama_cpp
-
-    lib = llama_cpp.llama_cpp._lib
-    try:
-        count, get, name = lib.ggml_backend_reg_count, lib.ggml_backend_reg_get, lib.ggml_backend_reg_name
-    except AttributeError:
-        return None
-    count.restype = ctypes.c_size_t
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    names = ((name(get(index)) or b"").decode(errors="replace") for index in range(count()))
-    return tuple(n for n in names if n.upper() not in _NOT_LOCAL_GPU)
-
-
-def build_offloads() -> bool:
-    """Whether this llama.cpp build can put layers on a local GPU (RPC alone does not count)."""
-    import llama_cpp
-
-    if not llama_cpp.llama_supports_gpu_offload():
-        return False
-    backends = local_gpu_backends()
-    return True if backends is None else bool(backends)
-
-
-def _ggml_devices() -> list[GpuDevice] | None:
-    """GPU devices through ggml's backend device API, or None when the library lacks it."""
-    import llama_cpp
-
-    lib = llama_cpp.llama_cpp._lib
-    try:
-        count = lib.ggml_backend_dev_count
-        get = lib.ggml_backend_dev_get
-        name = lib.ggml_backend_dev_name
-        description = lib.ggml_backend_dev_description
-        kind = lib.ggml_backend_dev_type
-        memory = lib.ggml_backend_dev_memory
-    except AttributeError:
-        return None
-    count.restype = ctypes.c_size_t
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    description.restype, description.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    kind.restype, kind.argtypes = ctypes.c_int, [ctypes.c_void_p]
-    size_p = ctypes.POINTER(ctypes.c_size_t)
-    memory.restype, memory.argtypes = None, [ctypes.c_void_p, size_p, size_p]
-    devices = []
-    for index in range(count()):
-        device = get(index)
-        if kind(device) not in _DEVICE_GPU_TYPES:
-            continue
-        free, total = ctypes.c_size_t(), ctypes.c_size_t()
-        memory(device, ctypes.byref(free), ctypes.byref(total))
-        devices.append(GpuDevice(
-            name=(name(device) or b"").decode(errors="replace"),
-            description=(description(device) or b"").decode(errors="replace"),
-            free_bytes=free.value, total_bytes=total.value,
-        ))
-    return devices
-
-
-def _nvidia_smi_devices() -> list[GpuDevice]:
-    return [GpuDevice(f"CUDA{index}", gpu.name, gpu.free_bytes, gpu.total_bytes)
-            for index, gpu in enumerate(nvidia_smi_gpus())]
-
-
 def detect_gpu() -> GpuSupport:
-    """Whether llama.cpp can offload here, and each GPU's free memory."""
-    if not build_offloads():
-        return GpuSupport(False, ())
-    devices = _ggml_devices()
-    if devices is None:
-        devices = _nvidia_smi_devices()
-    return GpuSupport(True, tuple(devices))
+    """Whether llama.cpp can offload here, and each GPU's free memory: the catalogue's own answer."""
+    report = detect_devices()
+    return GpuSupport(report.offload, report.devices, report.reason, report.unusable)
 
 
 @dataclass(frozen=True)
@@ -144,6 +66,7 @@ class OffloadPlan:
     output_on_gpu: bool = False
     # With remote machines: where the layers go, e.g. "40 layers: 12 on this GPU, 28 on studio:50052 (device 0)".
     split: str = ""
+    cpu_only: str = ""  # why nothing can go to a GPU here (the catalogue says the same)
 
     @property
     def all_on_gpu(self) -> bool:
@@ -152,6 +75,8 @@ class OffloadPlan:
     def __str__(self) -> str:
         if self.split:
             return f"{self.split} · {self.ram_bytes / GB:.1f} GB RAM here"
+        if self.cpu_only:
+            return f"CPU only ({self.cpu_only}) · {self.ram_bytes / GB:.1f} GB RAM"
         layers = min(self.n_gpu_layers, self.total_layers)
         return (f"{layers}/{self.total_layers} layers on GPU · {self.vram_bytes / GB:.1f} GB VRAM · "
                 f"{self.ram_bytes / GB:.1f} GB RAM")

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
 from app.catalog import CatalogError, load_catalog
+from app.catalog.devices import isolate_queries
 from app.paths import app_dirs
 from app.ui.context import AppContext, AppEvents
 from app.ui.main_window import MainWindow
@@ -64,6 +65,7 @@ def _bring_to_front(window: MainWindow) -> None:
 def run_gui(argv: list[str], open_model: str | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     assert isinstance(app, QApplication)
+    isolate_queries()  # GPUs are asked about in a child: this process never loads llama.cpp or CUDA
     app.setApplicationName("Hearth")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Hearth")

@@ -15,7 +15,7 @@ from tests.assets import assets_dir
 from tests.engine.rpc_servers import free_port
 from tests.engine.tiny_gguf import write_tiny_gguf
 
-REFERENCE = assets_dir() / "llama.cpp-tools" / "bin" / "rpc-server"
+REFERENCE = assets_dir() / "llama.cpp-tools" / "bin" / "ggml-rpc-server"
 
 
 @pytest.mark.slow

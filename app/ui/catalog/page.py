@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -42,7 +44,7 @@ COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
 
 
 class HardwareProbe(QObject):
-    """Detects RAM and GPUs on a pool thread (nvidia-smi can take a while).
+    """Detects RAM and GPUs on a pool thread (the first ggml device query loads llama.cpp: too slow for the GUI).
 
     Signals:
         detected(Hardware): the machine's memory, delivered on the GUI thread.
@@ -51,7 +53,12 @@ class HardwareProbe(QObject):
     detected = Signal(object)
 
     def start(self) -> None:
-        QThreadPool.globalInstance().start(lambda: self.detected.emit(detect_hardware()))
+        QThreadPool.globalInstance().start(self._detect)
+
+    def _detect(self) -> None:
+        hardware = detect_hardware()
+        with contextlib.suppress(RuntimeError):  # the window was closed while the machine was asked
+            self.detected.emit(hardware)
 
 
 class CatalogPage(QWidget):
