@@ -90,7 +90,7 @@ class BackgroundServer:
     def _run(self) -> None:
         try:
             self.server.run(sockets=[self.socket])
-        except BaseException as exc:  # noqa: BLE001 - reported through .error
+        except BaseException as exc:  # reported through .error
             self.error = exc
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
