@@ -78,11 +78,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
                         help="spread the model's layers over these machines running `hearth rpc-server` "
                         "(in proportion to their free memory)")
+    parser.add_argument("--endpoint", metavar="URL|NAME",
+                        help="chat through this OpenAI-compatible server (MODEL is its model id)")
+    parser.add_argument("--api-key", metavar="KEY", help="the endpoint's API key")
     add_remedy_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.endpoint:
+        from app.cli.remote_chat import run_remote
+
+        return run_remote(args)
     catalog = load_catalog()
     path = resolve_model_path(args.model, catalog)
     meta = read_gguf_metadata(path)

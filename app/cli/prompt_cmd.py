@@ -67,14 +67,15 @@ def run(args: argparse.Namespace) -> int:
     chat = resolve_chat_format(args.model, load_catalog(), template_override=args.template)
     messages = [Message("system", args.system)] if args.system is not None else []
     messages += [Message(role, text) for role, text in (args.turns or [])]
+    # Rendered first: a template that refuses the conversation prints its one error line and nothing else.
+    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
+                         remedy=chosen_remedy(args))
     if args.show_format:
         print(safe_line(f"template: {chat.label}"), file=sys.stderr)
         print(safe_line(f"source: {chat.source} ({chat.origin_label})"), file=sys.stderr)
         print(safe_line(f"stop: {list(chat.stop)}; bos: {chat.bos_token!r}; eos: {chat.eos_token!r}"), file=sys.stderr)
         if chosen_remedy(args):
             print(safe_line(f"remedy: {chosen_remedy(args)}"), file=sys.stderr)
-    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
-                         remedy=chosen_remedy(args))
     sys.stdout.write(safe_text(prompt, join_crlf=False))  # exact: a \r is shown, not dropped
     sys.stdout.flush()
     return 0

@@ -317,9 +317,12 @@ class LlamaRunner:
         params.no_perf = True
         chain = llama_cpp.llama_sampler_chain_init(params)
         add = llama_cpp.llama_sampler_chain_add
-        if sampling.repeat_penalty != 1.0 and sampling.repeat_last_n != 0:
+        penalised = (sampling.repeat_penalty != 1.0 or sampling.frequency_penalty != 0.0
+                     or sampling.presence_penalty != 0.0)
+        if penalised and sampling.repeat_last_n != 0:
             add(chain, llama_cpp.llama_sampler_init_penalties(
-                self.n_vocab, sampling.repeat_last_n, sampling.repeat_penalty, 0.0, 0.0))
+                self.n_vocab, sampling.repeat_last_n, sampling.repeat_penalty,
+                sampling.frequency_penalty, sampling.presence_penalty))
         if sampling.temperature <= 0:
             add(chain, llama_cpp.llama_sampler_init_greedy())
             return chain

@@ -80,6 +80,8 @@ class SamplingSettings:
     seed: int | None = None
     max_tokens: int = 512
     ignore_eos: bool = False
+    frequency_penalty: float = 0.0  # OpenAI's: minus this times how often a token already came
+    presence_penalty: float = 0.0  # OpenAI's: minus this once a token has come at all
 
 
 # ---- commands (client -> worker) --------------------------------------------------------

@@ -90,3 +90,12 @@ def resolve_model_path(model: str, catalog: Catalog, models_dir: Path | None = N
             return converted
     hint = " (run `hearth starter`)" if entry.starter else " (download it from the Catalogue page)"
     raise HearthError(f"{entry.name} has no GGUF file installed{hint}")
+
+
+def remote_models() -> list[InstalledModel]:
+    """The models of the user's remote endpoints (as last listed), named "remote: ENDPOINT"."""
+    from app.remote.endpoints import EndpointStore
+    from app.remote.messages import remote_path
+
+    return [InstalledModel(Path(remote_path(endpoint.name, model)), model, f"remote: {endpoint.name}")
+            for endpoint in EndpointStore().load() for model in endpoint.models]

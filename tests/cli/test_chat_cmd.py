@@ -25,7 +25,9 @@ def test_one_prompt_streams_a_reply(smollm2: Path) -> None:
                     "--max-tokens", "24", "--ctx", "1024", "--verbose")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
-    assert "0/30 layers on GPU" in result.stderr
+    # The plan line: layers on the GPU, or on a build that cannot offload, "CPU only" with the reason.
+    assert ("0/30 layers on GPU" in result.stderr
+            or "CPU only (this llama.cpp build has no GPU support)" in result.stderr)
     assert "ChatML (from the catalogue)" in result.stderr
     assert "tok/s" in result.stderr
 

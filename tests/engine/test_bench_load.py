@@ -16,9 +16,15 @@ from app.engine.benchmark import BusyLoad
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 
-def _busy_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE]
+def _busy_loops_of(parent_pid: int) -> list[psutil.Process]:
+    """BusyLoad processes started by ``parent_pid`` still running anywhere (orphans are re-parented to init)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if (len(cmdline) >= 5 and cmdline[1] == "-c" and cmdline[-1] == str(parent_pid)
+                and process.info["status"] != psutil.STATUS_ZOMBIE):
+            found.append(process)
+    return found
 
 
 def test_busy_processes_run_and_are_ended_on_exit() -> None:
@@ -41,11 +47,13 @@ def test_busy_processes_end_by_themselves_at_their_limit() -> None:
 @pytest.mark.slow
 def test_bench_load_json_compares_with_llama_cpp_default_threads(tmp_path: Path) -> None:
     model = write_tiny_gguf(tmp_path / "tiny.gguf", context_length=2048)
-    result = subprocess.run(
+    bench = subprocess.Popen(
         [sys.executable, "-m", "app", "bench", str(model), "--json", "--load", "1", "--tokens", "24",
          "--rounds", "2", "--ctx", "1024", "--threads", "auto"],
-        capture_output=True, text=True, timeout=240, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )
+    stdout, stderr = bench.communicate(timeout=240)
+    result = subprocess.CompletedProcess(bench.args, bench.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["load"] == 1 and figures["threads"] == "auto"
@@ -54,7 +62,7 @@ def test_bench_load_json_compares_with_llama_cpp_default_threads(tmp_path: Path)
     assert figures["decode_ratio"] == pytest.approx(figures["decode_tps"] / figures["raw_decode_tps"], rel=0.01)
     assert figures["hearth_threads"].startswith("CPU: ")
     assert "loadavg_before" in figures
-    assert _busy_children() == []
+    assert _busy_loops_of(bench.pid) == [], "the bench's busy processes outlived it"
 
 
 def test_bench_rejects_a_bad_thread_count(tmp_path: Path) -> None:

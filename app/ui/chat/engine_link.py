@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from app.engine.chat_session import plan_load
 from app.engine.offload import OffloadPlan
-from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
+from app.engine.protocol import Event, LoadSettings, ModelInfo, SamplingSettings
 from app.engine.rpc import active_remote_machines
 from app.engine.thread_setting import load_thread_setting
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
 from app.paths import app_dirs
+from app.remote.endpoints import Endpoint, EndpointStore
+from app.remote.engine import RemoteEngine
+from app.remote.messages import parse_remote_path
 from app.ui.workers import LatestWorker
 
 if TYPE_CHECKING:
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
 
 def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
     """The loaded state in a line: where the layers run (the offload plan) and the context."""
+    if info.architecture == "remote":
+        return f"Ready  ·  {info.name}"
     if plan is not None and plan.n_gpu_layers > 0:
         return f"Ready  ·  {plan}  ·  {info.n_ctx:,}-token context"
     if plan is not None:
@@ -75,16 +81,26 @@ class EngineLink(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._adapter: EngineAdapter | None = None
+        self._remote: str | None = None  # the endpoint the adapter talks to; None: the local worker
+        self._remote_path = ""
         self._loading = False
         self.info: ModelInfo | None = None
         self.plan: OffloadPlan | None = None
         self._planner: LatestWorker[tuple[LoadSettings, OffloadPlan] | str] = LatestWorker(self._planned, parent=self)
 
-    def _ensure(self) -> EngineAdapter:
+    def _ensure(self, remote: Endpoint | None) -> EngineAdapter:
+        wanted = remote.name if remote is not None else None
+        if self._adapter is not None and self._remote != wanted:  # switching local <-> remote
+            self.shutdown()
         if self._adapter is None:
             from app.ui.engine.engine_adapter import EngineAdapter
 
-            adapter = EngineAdapter(self)
+            factory = None
+            if remote is not None:
+                def factory(on_event: Callable[[Event], None] | None) -> Any:
+                    return RemoteEngine(remote, on_event)
+            adapter = EngineAdapter(self, factory)
+            self._remote = wanted
             adapter.loaded.connect(self._on_loaded)
             adapter.failed.connect(self._on_failed)
             adapter.crashed.connect(self._on_crashed)
@@ -106,6 +122,18 @@ class EngineLink(QObject):
         self._loading = True
         self.info = None
         self.plan = None
+        remote = parse_remote_path(path)
+        if remote is not None:
+            self._planner.cancel()  # a local load still being planned is superseded too
+            endpoint = EndpointStore().find(remote[0])
+            if endpoint is None:
+                self._loading = False
+                self.load_failed.emit(f"the endpoint {remote[0]!r} is no longer in your settings: "
+                                      "add it again under Settings > Remote endpoints")
+                return
+            self._remote_path = path
+            self._ensure(endpoint).load(LoadSettings(remote[1]))
+            return
         self._planner.submit(lambda: _plan(path))
 
     def _planned(self, outcome: tuple[LoadSettings, OffloadPlan] | str) -> None:
@@ -114,7 +142,7 @@ class EngineLink(QObject):
             self.load_failed.emit(outcome)
             return
         settings, self.plan = outcome
-        self._ensure().load(settings)
+        self._ensure(None).load(settings)
 
     def unload(self) -> None:
         if self._adapter is not None:
@@ -123,7 +151,7 @@ class EngineLink(QObject):
 
     def generate(self, prompt: str, stop: Sequence[str], sampling: SamplingSettings,
                  chat_id: str) -> int:
-        return self._ensure().generate(prompt, stop, sampling, chat_id)
+        return (self._adapter or self._ensure(None)).generate(prompt, stop, sampling, chat_id)
 
     def stop(self, request_id: int) -> None:
         if self._adapter is not None and request_id == self._adapter.request_id:
@@ -132,9 +160,13 @@ class EngineLink(QObject):
     def shutdown(self) -> None:
         if self._adapter is not None:
             self._adapter.shutdown()
+            self._adapter.deleteLater()
             self._adapter = None
+            self._remote = None
 
     def _on_loaded(self, info: ModelInfo) -> None:
+        if info.architecture == "remote":  # the page knows it by its remote:NAME/MODEL path
+            info = replace(info, path=self._remote_path)
         self._loading = False
         self.info = info
         self.loaded.emit(info)

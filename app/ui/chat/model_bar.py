@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library.installed import InstalledModel, installed_models  # noqa: F401 (the bar lists these)
+from app.library.installed import InstalledModel, installed_models, remote_models  # noqa: F401 (the bar lists these)
 from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, Theme, icon
 
 NOT_LOADED = "Not loaded (it loads when you send)"

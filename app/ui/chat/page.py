@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
@@ -25,12 +25,14 @@ from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
 from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
 from app.engine.sampling import MergedSampling, sampling_values
 from app.errors import HearthError
+from app.remote.messages import parse_remote_path
+from app.remote.session import RemoteFormat
 from app.templates.prompt import TemplateRefusal
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
 from app.ui.chat.engine_link import EngineLink, describe_load
 from app.ui.chat.messages import MessageListModel
-from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models
+from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models, remote_models
 from app.ui.chat.settings_panel import ChatSettingsPanel
 from app.ui.chat.sidebar import Sidebar
 from app.ui.chat.welcome import WelcomeState
@@ -184,6 +186,7 @@ class ChatPage(QWidget):
             models = installed_models(self.context.catalog, self.context.dirs.models)
         known = {m.path.resolve() for m in models}
         models += [m for m in self._opened if m.path.resolve() not in known]
+        models += remote_models()
         current = self.model_bar.current_path()
         self.model_bar.set_models(models, current)
         self._read_format_ahead(self.model_bar.current_path())
@@ -192,6 +195,9 @@ class ChatPage(QWidget):
 
     def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
         """The model's prompt format; an unreadable file is reported unless ``quiet``."""
+        remote = parse_remote_path(path)
+        if remote is not None:  # the endpoint applies its own template to the messages
+            return cast(ChatFormat, RemoteFormat(f"remote: {remote[0]}/{remote[1]}"))
         if path not in self._formats:
             try:
                 self._formats[path] = resolve_chat_format(
@@ -205,8 +211,8 @@ class ChatPage(QWidget):
 
     def _read_format_ahead(self, path: str | None) -> None:
         """Read the chosen model's header and template off the GUI thread, before the chat needs them."""
-        if path is None or path in self._formats:
-            return
+        if path is None or path in self._formats or parse_remote_path(path) is not None:
+            return  # (a remote model's endpoint applies its own template: nothing to read)
         catalog, models_dir = self.context.catalog, self.context.dirs.models
 
         def read() -> tuple[str, ChatFormat | None]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.engine.client import EngineClient
 from app.engine.controller import EngineController
-from app.engine.interface import Engine
+from app.engine.interface import Engine, EventHandler
 from app.engine.protocol import (
     Crashed,
     Done,
@@ -50,7 +50,8 @@ class EngineAdapter(QObject):
     unloaded = Signal()
     _event_arrived = Signal(object)
 
-    def __init__(self, parent: QObject | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 client_factory: Callable[[EventHandler | None], Engine] | None = None) -> None:
         super().__init__(parent)
         self.delivered_tokens = 0
         self.ended_request: int | None = None  # the reply the last finished/failed/crashed signal ended
@@ -58,8 +59,9 @@ class EngineAdapter(QObject):
         self._flush_timer.setInterval(FRAME_MS)
         self._flush_timer.timeout.connect(self._flush)
         self._event_arrived.connect(self._on_event)
-        self.client: Engine = engine if engine is not None else EngineClient()
-        # Both callbacks run on the engine's thread; the queued signal carries them to the GUI thread.
+        # The local llama.cpp worker, or a remote engine (app.remote.engine): the same Engine protocol.
+        # The controller takes the engine's events (on its thread); the queued signal carries them here.
+        self.client: Engine = (client_factory or EngineClient)(None)
         self.controller = EngineController(self.client, on_event=self._event_arrived.emit,
                                            wake=lambda: self._event_arrived.emit(None))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.ui.context import AppContext
+from app.ui.settings.api_server import ApiServerSection
+from app.ui.settings.endpoints import EndpointsSection
 from app.ui.settings.remote_machines import RemoteMachinesSection
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, named
 
@@ -21,6 +23,11 @@ class SettingsPage(QWidget):
         sections.setContentsMargins(0, 0, 0, 0)
         sections.setSpacing(SPACE_M)
         sections.addWidget(self.remote_machines)
+        self.api_server = ApiServerSection()
+        self.endpoints = EndpointsSection()
+        self.endpoints.changed.connect(context.events.installed_changed)
+        sections.addWidget(self.api_server)
+        sections.addWidget(self.endpoints)
         sections.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -31,3 +38,6 @@ class SettingsPage(QWidget):
         layout.setSpacing(SPACE_M)
         layout.addWidget(named(QLabel("Settings"), "PageTitle"))
         layout.addWidget(scroll, 1)
+
+    def shutdown(self) -> None:
+        self.api_server.shutdown()

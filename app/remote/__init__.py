@@ -1,0 +1,1 @@
+"""Remote engines: OpenAI-compatible endpoints as model sources for the chat window and `hearth chat`."""

@@ -1,0 +1,152 @@
+"""The "Remote endpoints" settings section: OpenAI-compatible servers whose models appear in the chat's picker."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import HearthError
+from app.remote.endpoints import Endpoint, EndpointStore, checked_url
+from app.remote.engine import RemoteEngine
+from app.ui.theme import SPACE_M, SPACE_S, named
+
+INTRO = ("Chat with models on another machine: any server that speaks OpenAI's API (vLLM, TGI, "
+         "llama-server, Ollama, LM Studio, another Hearth). Its models appear in the chat's model "
+         "picker as \"remote: NAME\". The key is kept in your settings and never shown.")
+
+
+class EndpointsSection(QFrame):
+    """Add (its models are listed at once), refresh and remove endpoints.
+
+    Signals:
+        changed(): the endpoints or their model lists changed (the chat page lists them again).
+    """
+
+    changed = Signal()
+    _listed = Signal(object)
+    _failed = Signal(str)
+
+    def __init__(self, store: EndpointStore | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        self.store = store or EndpointStore()
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("Name, e.g. studio")
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("http://studio.local:8080/v1")
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText("API key (optional)")
+        self.add_button = QPushButton("Add")
+        self.refresh_button = QPushButton("Refresh models")
+        self.remove_button = QPushButton("Remove")
+        self.list = QListWidget()
+        self.list.setMaximumHeight(160)
+        self.status = named(QLabel(""), "Muted")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        intro = named(QLabel(INTRO), "Muted")
+        intro.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_M, SPACE_M)
+        layout.setSpacing(SPACE_S)
+        layout.addWidget(named(QLabel("Remote endpoints"), "SectionTitle"))
+        layout.addWidget(intro)
+        row = QHBoxLayout()
+        row.addWidget(self.name)
+        row.addWidget(self.url, 2)
+        row.addWidget(self.api_key)
+        row.addWidget(self.add_button)
+        layout.addLayout(row)
+        layout.addWidget(self.list)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.refresh_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+
+        self.add_button.clicked.connect(self.add)
+        self.refresh_button.clicked.connect(self.refresh_selected)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self._listed.connect(self._on_listed)
+        self._failed.connect(self._on_failed)
+        self.show_endpoints()
+
+    def show_endpoints(self) -> None:
+        self.list.clear()
+        for endpoint in self.store.load():
+            count = len(endpoint.models)
+            text = f"{endpoint.name}  ·  {endpoint.base_url}  ·  {count} model{'s' if count != 1 else ''}"
+            if endpoint.api_key:
+                text += "  ·  key set"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, endpoint.name)
+            self.list.addItem(item)
+
+    def add(self) -> None:
+        name, url = self.name.text().strip(), self.url.text().strip()
+        try:
+            if not name or "/" in name:
+                raise HearthError("give the endpoint a name without \"/\"")
+            checked_url(url)
+        except HearthError as exc:
+            self.status.setText(str(exc))
+            return
+        self._list_models(Endpoint(name, url, self.api_key.text().strip() or None))
+
+    def refresh_selected(self) -> None:
+        item = self.list.currentItem()
+        endpoint = self.store.find(item.data(Qt.ItemDataRole.UserRole)) if item else None
+        if endpoint is not None:
+            self._list_models(endpoint)
+
+    def remove_selected(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            self.store.remove(item.data(Qt.ItemDataRole.UserRole))
+            self.show_endpoints()
+            self.changed.emit()
+
+    def _list_models(self, endpoint: Endpoint) -> None:
+        self.add_button.setEnabled(False)
+        self.status.setText(f"Asking {endpoint.base_url} for its models...")
+
+        def ask() -> None:
+            engine = RemoteEngine(endpoint, connect_timeout=5, read_timeout=15)
+            try:
+                self._listed.emit(replace(endpoint, models=tuple(engine.list_models())))
+            except HearthError as exc:
+                self._failed.emit(str(exc))
+            finally:
+                engine.close()
+
+        threading.Thread(target=ask, name="endpoint-models", daemon=True).start()
+
+    def _on_listed(self, endpoint: Endpoint) -> None:
+        self.add_button.setEnabled(True)
+        self.store.add(endpoint)
+        self.name.clear()
+        self.url.clear()
+        self.api_key.clear()
+        self.status.setText(f"{endpoint.name}: {len(endpoint.models)} models.")
+        self.show_endpoints()
+        self.changed.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self.add_button.setEnabled(True)
+        self.status.setText(message)

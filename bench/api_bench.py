@@ -1,0 +1,95 @@
+"""Tokens/s through `hearth serve`'s API against the engine's own figure (what `hearth bench` measures).
+
+Both sides decode the same prompt greedily (no repeat penalty, EOS ignored) with the same context
+and threads; the rounds alternate, and the best of each is kept (other load only slows a round).
+The API figure is what a client sees: streamed chunks over HTTP, timed from the first to the last.
+
+    PYTHONPATH=. .venv/bin/python bench/api_bench.py [MODEL] [--tokens 128] [--rounds 5] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+
+from app.engine.benchmark import BENCH_PROMPT
+from app.engine.client import EngineClient
+from app.engine.protocol import LoadSettings, SamplingSettings
+from app.server.engine_bridge import EngineBridge
+from app.server.runner import BackgroundServer, ServerSettings
+
+
+def engine_round(client: EngineClient, prompt: str, tokens: int, index: int) -> float:
+    greedy = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=tokens, ignore_eos=True)
+    for _ in client.stream(prompt, (), greedy, chat_id=f"engine-{index}"):
+        pass
+    stats = client.last_stats
+    assert stats is not None
+    return stats.decode_tps
+
+
+def api_round(url: str, model: str, prompt: str, tokens: int) -> float:
+    body = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "repeat_penalty": 1.0,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    first = last = 0.0
+    generated = 0
+    with httpx.Client(timeout=600) as http, http.stream("POST", f"{url}/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            chunk = json.loads(line[5:])
+            if chunk.get("usage"):
+                generated = chunk["usage"]["completion_tokens"]
+            if any(c.get("text") for c in chunk.get("choices", [])):
+                first = first or time.perf_counter()
+                last = time.perf_counter()
+    return (generated - 1) / (last - first) if last > first else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="a .gguf file (default: the test model, SmolLM2-135M Q4_1)")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ctx", type=int, default=4096)
+    args = parser.parse_args()
+    if args.model:
+        path = Path(args.model)
+    else:
+        from tests.assets import smollm2_path
+
+        path = smollm2_path()
+    prompt = " ".join([BENCH_PROMPT] * 4)
+    bridge = EngineBridge(load_options={"ctx": args.ctx, "n_threads": args.threads})
+    served = bridge.preload(str(path))
+    server = BackgroundServer(bridge, ServerSettings(port=0)).start()
+    engine_tps: list[float] = []
+    api_tps: list[float] = []
+    try:
+        with EngineClient() as client:
+            client.load_model(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads))
+            for index in range(args.rounds):
+                engine_tps.append(engine_round(client, prompt, args.tokens, index))
+                api_tps.append(api_round(server.url, served.id, prompt, args.tokens))
+    finally:
+        server.stop()
+    engine, api = max(engine_tps), max(api_tps)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"model {path.name}, {args.tokens} tokens x {args.rounds} rounds, {args.threads} threads, "
+          f"ctx {args.ctx}, load average {load:.1f}")
+    print(f"engine (hearth bench's decode): {engine:.1f} tok/s   rounds {[round(t, 1) for t in engine_tps]}")
+    print(f"through the API (stream):      {api:.1f} tok/s   rounds {[round(t, 1) for t in api_tps]}")
+    print(f"API / engine: {api / engine:.2f}x (target >= 0.90x)")
+    return 0 if api >= 0.9 * engine else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

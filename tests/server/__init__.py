@@ -1,0 +1,1 @@
+"""Tests of the OpenAI-compatible server and the remote engine."""
