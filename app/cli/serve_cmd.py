@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from app.cli.terminal import safe_line
+from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 
 
@@ -42,6 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ctx", type=int, help="context length (default: the model's, capped by memory)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     parser.add_argument("--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (default auto)")
+    parser.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="spread each model's layers over these machines running `hearth rpc-server`")
     parser.add_argument("--queue", type=int, default=16,
                         help="requests that may wait for the engine before the server answers 429 (default 16)")
     parser.add_argument("--quiet", action="store_true", help="do not print a line per request")
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise HearthError("--ctx must be at least 16 tokens")
     options: dict[str, Any] = {key: value for key, value in (
         ("ctx", args.ctx), ("n_threads", args.threads), ("gpu_layers", args.gpu_layers)) if value is not None}
+    if args.rpc:
+        options["rpc"] = tuple(str(endpoint) for endpoint in parse_endpoints(args.rpc))
 
     def log_line(record: Any) -> None:
         if not args.quiet:
