@@ -350,6 +350,28 @@ def hearth_environment() -> BoundedSandbox:
 # ---- running a template within its limits -----------------------------------------------------
 
 
+def _return_free_heap() -> None:
+    """Free garbage and give freed heap pages back to the OS, so resident memory grows with what a render allocates.
+
+    Otherwise an earlier render's garbage (Jinja frames and namespaces form reference cycles) is freed by the
+    collector in the middle of this render, or stays resident and is reused unseen, and a template could
+    allocate that much more than the budget before the resident size moved.
+    """
+    import gc
+
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # musl and other libcs have no malloc_trim
+        return
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+
+
 class _Watchdog:
     """A tracer that raises RenderLimitError at the deadline or past the memory budget.
 
@@ -364,6 +386,7 @@ class _Watchdog:
         self.deadline = time.monotonic() + time_limit_s
         self.time_limit_s = time_limit_s
         self.memory_limit = memory_limit
+        _return_free_heap()
         self.start_rss = self.process.memory_info().rss
         self.next_memory_check = 0.0
 

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -24,7 +23,8 @@ from app.errors import HearthError
 from app.server.api import RequestRecord
 from app.server.runner import exposure_warning
 from app.server.service import ApiService, ApiSettings, load_api_settings, save_api_settings
-from app.ui.theme import SPACE_M, SPACE_S, named
+from app.ui.settings.section import section_layout
+from app.ui.theme import named
 
 INTRO = ("Let other programs (editors, Open WebUI, scripts) use your installed models through an "
          "OpenAI-compatible API. Requests take turns; a model loads when a request names it.")
@@ -70,13 +70,7 @@ class ApiServerSection(QFrame):
         self.port.setValue(saved.port)
         self.api_key.setText(saved.api_key)
 
-        intro = named(QLabel(INTRO), "Muted")
-        intro.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_M, SPACE_M)
-        layout.setSpacing(SPACE_S)
-        layout.addWidget(named(QLabel("API server"), "SectionTitle"))
-        layout.addWidget(intro)
+        layout = section_layout(self, "API server", INTRO)
         row = QHBoxLayout()
         row.addWidget(self.switch)
         row.addWidget(QLabel("Address"))

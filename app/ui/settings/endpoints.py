@@ -9,19 +9,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.errors import HearthError
 from app.remote.endpoints import Endpoint, EndpointStore, checked_url
 from app.remote.engine import RemoteEngine
-from app.ui.theme import SPACE_M, SPACE_S, named
+from app.ui.settings.section import section_layout, status_label
 
 INTRO = ("Chat with models on another machine: any server that speaks OpenAI's API (vLLM, TGI, "
          "llama-server, Ollama, LM Studio, another Hearth). Its models appear in the chat's model "
@@ -55,17 +53,9 @@ class EndpointsSection(QFrame):
         self.remove_button = QPushButton("Remove")
         self.list = QListWidget()
         self.list.setMaximumHeight(160)
-        self.status = named(QLabel(""), "Muted")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = status_label()
 
-        intro = named(QLabel(INTRO), "Muted")
-        intro.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_M, SPACE_M)
-        layout.setSpacing(SPACE_S)
-        layout.addWidget(named(QLabel("Remote endpoints"), "SectionTitle"))
-        layout.addWidget(intro)
+        layout = section_layout(self, "Remote endpoints", INTRO)
         row = QHBoxLayout()
         row.addWidget(self.name)
         row.addWidget(self.url, 2)

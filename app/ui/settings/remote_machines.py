@@ -9,12 +9,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -27,7 +25,8 @@ from app.engine.rpc import (
     save_remote_settings,
 )
 from app.ui.settings.remote_tester import RemoteTester
-from app.ui.theme import SPACE_M, SPACE_S, SPACE_XS, named
+from app.ui.settings.section import section_layout, status_label
+from app.ui.theme import SPACE_XS, named
 
 INTRO = ("Spread a model that is too big for this computer over other machines running "
          "<code>hearth rpc-server</code>. Their memory counts when a model is loaded; the layers "
@@ -57,17 +56,9 @@ class RemoteMachinesSection(QFrame):
         self.list.setMinimumHeight(72)
         self.list.setMaximumHeight(180)
         self.list.setSpacing(SPACE_XS)
-        self.status = named(QLabel(""), "Muted")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = status_label()
 
-        intro = named(QLabel(INTRO), "Muted")
-        intro.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_M, SPACE_M)
-        layout.setSpacing(SPACE_S)
-        layout.addWidget(named(QLabel("Remote machines"), "SectionTitle"))
-        layout.addWidget(intro)
+        layout = section_layout(self, "Remote machines", INTRO)
         layout.addWidget(self.enabled)
         row = QHBoxLayout()
         row.addWidget(self.address, 1)

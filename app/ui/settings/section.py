@@ -1,0 +1,28 @@
+"""The frame every Settings section shares: a title, a muted introduction, then the section's own rows."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.ui.theme import SPACE_M, SPACE_S, named
+
+
+def section_layout(section: QWidget, title: str, intro: str) -> QVBoxLayout:
+    """Lay ``section`` out as a Settings card headed by ``title`` and ``intro``; add its rows to the result."""
+    layout = QVBoxLayout(section)
+    layout.setContentsMargins(SPACE_M, SPACE_M, SPACE_M, SPACE_M)
+    layout.setSpacing(SPACE_S)
+    layout.addWidget(named(QLabel(title), "SectionTitle"))
+    explanation = named(QLabel(intro), "Muted")
+    explanation.setWordWrap(True)
+    layout.addWidget(explanation)
+    return layout
+
+
+def status_label() -> QLabel:
+    """A muted, wrapping, selectable line for a section's outcome (errors can be copied)."""
+    label = named(QLabel(""), "Muted")
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
