@@ -75,19 +75,8 @@ def _full_text_index(db: sqlite3.Connection) -> str:
             INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title);
             INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title);
         END;
-        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
         """
+        + _MESSAGE_FTS_TRIGGERS
     )
 
 
