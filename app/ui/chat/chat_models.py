@@ -94,6 +94,13 @@ class ChatModels(QObject):
                 return None
         return self._formats[path]
 
+    def defaults(self, path: str | None) -> tuple[str | None, dict[str, float | int]]:
+        """The model's default system message and sampling (none when it cannot be read)."""
+        chat_format = self.chat_format(path, quiet=True) if path else None
+        if chat_format is None:
+            return None, {}
+        return chat_format.system_message, dict(chat_format.model.sampling) if chat_format.model else {}
+
     def read_ahead(self, path: str | None) -> None:
         """Read the chosen model's header and template off the GUI thread, before the chat needs them."""
         if path is None or path in self._formats or parse_remote_path(path) is not None:

@@ -267,12 +267,7 @@ class ChatPage(QWidget):
             self._show_settings_for_chat()
 
     def _model_defaults(self) -> tuple[str | None, dict[str, float | int]]:
-        path = self.model_bar.current_path()
-        chat_format = self.chat_format(path, quiet=True) if path else None
-        if chat_format is None:
-            return None, {}
-        sampling = dict(chat_format.model.sampling) if chat_format.model else {}
-        return chat_format.system_message, sampling
+        return self.models.defaults(self.model_bar.current_path())
 
     def _sampling(self) -> MergedSampling:
         """The chat's sampling over the model's defaults; a bad stored value is named in the banner."""
