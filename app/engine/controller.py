@@ -1,6 +1,6 @@
 """One engine controller per process: which engine runs (the local worker or a remote one), which
 request is current, results of older requests dropped, and the one place where streamed tokens are
-batched for a front end (the window; ``hearth serve`` keeps its own worker, see app.server)."""
+batched for a front end (the window's engine link, the API server's bridge)."""
 
 from __future__ import annotations
 
@@ -43,15 +43,18 @@ class EngineController:
 
     Events arrive on the engine's thread. Tokens of the current request are kept here until the
     front end calls :meth:`drain` (on its own thread, at its own pace); ``wake`` is called when
-    the first piece of a reply arrives, so the first words can show at once. Every other event
+    the first piece of a reply arrives, so the first words can show at once (``wake_each``: whenever
+    text arrives after a drain, for a front end that drains only when woken). Every other event
     goes to ``on_event`` (on the engine's thread).
     Tokens, Done and Error of a request that is no longer current are dropped.
     """
 
     def __init__(self, engine: Engine | None = None, on_event: Callable[[Event], None] | None = None,
-                 wake: Callable[[], None] | None = None, *, factory: EngineFactory = local_engine) -> None:
+                 wake: Callable[[], None] | None = None, *, factory: EngineFactory = local_engine,
+                 wake_each: bool = False) -> None:
         self.on_event: Callable[[Event], None] = on_event or _ignore
         self.wake = wake
+        self.wake_each = wake_each
         self._factory = factory
         self._kind: str | None = None  # None: the local worker; else the remote endpoint's name
         self._lock = threading.Lock()
@@ -162,6 +165,7 @@ class EngineController:
                 if not self._current(event.request_id):
                     return  # a superseded reply's tokens
                 first, self._first = self._first, False
+                first = first or (self.wake_each and not self._text)
                 self._text.append(event.text)
                 self._count += event.count
             wake = self.wake

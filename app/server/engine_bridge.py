@@ -1,9 +1,11 @@
 """The server's one seam onto Hearth's engine: which models it serves, loading them, and queued replies.
 
-Everything the API server needs from the engine goes through here (``EngineClient``,
-``resolve_chat_format``, ``plan_load``, the model lookup), so moving onto a new engine core
-touches this module only. Prompts are built by the conversation core's rules
-(:func:`app.conversation.prompt.request_prompt`), the window's and ``hearth chat``'s.
+Everything the API server needs from the engine goes through here (the engine controller over
+the worker's ``EngineClient``, ``resolve_chat_format``, ``plan_load``, the model lookup), so moving
+onto a new engine core touches this module only. The request in progress, dropping a superseded
+request's events and batching streamed text are the :class:`EngineController`'s, as in the window.
+Prompts are built by the conversation core's rules (:func:`app.conversation.prompt.request_prompt`),
+the window's and ``hearth chat``'s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from app.conversation.prompt import request_prompt
 from app.engine.chat_format import ChatFormat, resolve_chat_format
 from app.engine.chat_session import plan_load, sampling_for
 from app.engine.client import EngineClient
+from app.engine.controller import EngineController
 from app.engine.protocol import (
     Crashed,
     Done,
@@ -36,7 +39,6 @@ from app.engine.protocol import (
     Loaded,
     ModelInfo,
     SamplingSettings,
-    Tokens,
 )
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
@@ -112,10 +114,12 @@ class EngineBridge:
         self._lock: asyncio.Lock | None = None
         self._waiting = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._active: asyncio.Queue[Event] | None = None
+        self._active: asyncio.Queue[Event | None] | None = None  # None: streamed text waits in the controller
         self._load_done = threading.Event()
         self._load_event: Event | None = None
-        self._client = EngineClient(on_event=self._on_event)
+        self._client = EngineClient()
+        self._controller = EngineController(self._client, on_event=self._on_event, wake=self._text_waiting,
+                                            wake_each=True)
 
     # ---- models --------------------------------------------------------------------------
 
@@ -189,7 +193,7 @@ class EngineBridge:
         settings, _plan = plan_load(served.path, meta, **self.load_options)
         self._loaded = self._format = self.info = None
         self._load_done.clear()
-        self._client.load(settings)
+        self._controller.load(settings)
         if not self._load_done.wait(timeout):
             raise EngineError(f"{served.id} did not load within {timeout:.0f} s", "load")
         event = self._load_event
@@ -210,6 +214,12 @@ class EngineBridge:
             self._loaded = self._format = self.info = None
             self._load_event = event
             self._load_done.set()
+        self._route(event)
+
+    def _text_waiting(self) -> None:
+        self._route(None)
+
+    def _route(self, event: Event | None) -> None:
         queue, loop = self._active, self._loop
         if queue is not None and loop is not None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
@@ -271,23 +281,23 @@ class EngineBridge:
         Leaving early (a client that hung up) stops the reply in the worker at once and waits
         for the worker to confirm, so the next request never sees this one's tokens.
         """
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
-        # Routed before sending, so no event of this request arrives unrouted; the request
-        # holds the engine alone, and events of any other request id are dropped below.
+        # Routed before sending, so no event of this request arrives unrouted; the request holds
+        # the engine alone, and the controller drops the events of any other request.
         self._active = queue
         request_id = -1
         finished = False
         try:
-            request_id = self._client.generate(prompt, stop, sampling, chat_id)
+            request_id = self._controller.generate(prompt, stop, sampling, chat_id)
             while not finished:
                 event = await queue.get()
-                if isinstance(event, Tokens | Done | Error) and event.request_id != request_id:
+                batch = self._controller.drain()  # the text so far comes before the end of the reply
+                if batch is not None and batch.text:
+                    yield batch.text
+                if event is None:
                     continue
-                if isinstance(event, Tokens):
-                    if event.text:
-                        yield event.text
-                elif isinstance(event, Done):
+                if isinstance(event, Done):
                     finished = True
                     yield event.stats
                 elif isinstance(event, Error):
@@ -298,14 +308,14 @@ class EngineBridge:
                     raise EngineError(event.message, "generate")
         finally:
             if not finished and request_id > 0:
-                self._client.stop(request_id)
+                self._controller.stop(request_id)
                 with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WAIT_S):
                     while True:
                         event = await queue.get()
-                        if isinstance(event, Crashed) or (
-                                isinstance(event, Done | Error) and event.request_id == request_id):
+                        if isinstance(event, Crashed | Done | Error):
                             break
+            self._controller.end()
             self._active = None
 
     def close(self) -> None:
-        self._client.close()
+        self._controller.close()

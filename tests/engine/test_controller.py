@@ -53,3 +53,50 @@ def test_a_superseded_reply_is_dropped_and_tokens_are_batched_once(smollm2: Path
         assert controller.drain() is None, "drained once"
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("wake_each", [False, True])
+def test_wake_comes_once_a_reply_or_whenever_text_waits(tmp_path: Path, wake_each: bool) -> None:
+    """The window drains once a frame and is woken only for the first words; the API server drains
+    only when woken, so it is woken whenever text arrives after a drain. Either way every token of
+    the reply reaches the front end once, and the engine starts on first use."""
+    from tests.engine.tiny_gguf import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    done = threading.Event()
+    wakes: list[str] = []
+    pieces: list[str] = []
+    counted = [0]
+
+    def wake() -> None:
+        wakes.append("wake")
+        if wake_each:  # drain as the API server does: on the engine's thread here, which is allowed
+            batch = controller.drain()
+            if batch is not None:
+                pieces.append(batch.text)
+                counted[0] += batch.count
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, (Done, Loaded)):
+            done.set()
+
+    controller = EngineController(on_event=on_event, wake=wake, wake_each=wake_each)
+    assert not controller.started
+    try:
+        controller.load(LoadSettings(str(model), n_ctx=256, n_threads=1))
+        assert controller.started and done.wait(60)
+        done.clear()
+        controller.generate("hello", (), SamplingSettings(temperature=0, max_tokens=40, ignore_eos=True), "w")
+        assert done.wait(60)
+        batch = controller.drain()
+        if batch is not None:
+            pieces.append(batch.text)
+            counted[0] += batch.count
+        assert counted[0] == 40
+        if wake_each:
+            assert len(wakes) > 1
+        else:
+            assert wakes == ["wake"]
+    finally:
+        controller.close()
+    assert not controller.started

@@ -147,7 +147,7 @@ def test_client_hanging_up_mid_stream_stops_the_reply(served: Served) -> None:
         assert stopped and stopped[0].stop_reason == "stopped" and stopped[0].generated_tokens < 400
         stopped.clear()
 
-    served.bridge._client.on_event = spy
+    served.bridge._controller.on_event = spy  # what the controller passes on (this reply's Done)
     body = {"model": served.model_id, "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0,
             "ignore_eos": True, "stream": True}
     try:
@@ -162,7 +162,7 @@ def test_client_hanging_up_mid_stream_stops_the_reply(served: Served) -> None:
             httpx.post(f"{served.url}/completions", json={**body, "stream": False}, timeout=1.5)
         wait_for_stop()
     finally:
-        served.bridge._client.on_event = original
+        served.bridge._controller.on_event = original
     assert greedy_chat(served, QUESTION, tokens=2).choices[0].message.content
 
 
