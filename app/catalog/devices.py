@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ class RawDevice:
     backend: str
     free_bytes: int
     total_bytes: int
+
+    @property
+    def is_remote(self) -> bool:
+        """A device of a registered RPC server (another machine)."""
+        return self.backend.upper() == "RPC"
 
 
 @dataclass(frozen=True)
@@ -98,41 +104,86 @@ def _bind(lib: Any, name: str, restype: Any, argtypes: list[Any]) -> Any:
     return function
 
 
-def ggml_view() -> GgmlView | None:
-    """Ask the llama.cpp library this Hearth runs with; ``None`` when it cannot be loaded."""
+class GgmlRegistry:
+    """ggml's backend registry (ggml-backend.h) in the loaded llama.cpp library: the one place Hearth walks it.
+
+    :func:`ggml_view` reads it for the catalogue and the offload plan, ``app.engine.rpc_native`` for the
+    device handles a split load and ``hearth rpc-server`` need. ``backends``/``devices`` are False where
+    this library version has no such API.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        vp, sz, cp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+        self.backends = self.devices = False
+        try:
+            self._reg_count = _bind(lib, "ggml_backend_reg_count", sz, [])
+            self._reg_get = _bind(lib, "ggml_backend_reg_get", vp, [sz])
+            self._reg_name = _bind(lib, "ggml_backend_reg_name", cp, [vp])
+            self._register = _bind(lib, "ggml_backend_register", None, [vp])
+        except AttributeError:
+            return
+        self.backends = True
+        try:
+            self._count = _bind(lib, "ggml_backend_dev_count", sz, [])
+            self._get = _bind(lib, "ggml_backend_dev_get", vp, [sz])
+            self._name = _bind(lib, "ggml_backend_dev_name", cp, [vp])
+            self._description = _bind(lib, "ggml_backend_dev_description", cp, [vp])
+            self._kind = _bind(lib, "ggml_backend_dev_type", ctypes.c_int, [vp])
+            self._backend_reg = _bind(lib, "ggml_backend_dev_backend_reg", vp, [vp])
+            size_p = ctypes.POINTER(sz)
+            self._memory = _bind(lib, "ggml_backend_dev_memory", None, [vp, size_p, size_p])
+        except AttributeError:
+            return
+        self.devices = True
+
+    def backend_names(self) -> tuple[str, ...]:
+        return tuple(_decode(self._reg_name(self._reg_get(i))) for i in range(self._reg_count()))
+
+    def register(self, reg: int) -> None:
+        """Add a backend registry (an RPC server's, from ``ggml_backend_rpc_add_server``)."""
+        self._register(reg)
+
+    def handles(self) -> list[int]:
+        """Every device's ``ggml_backend_dev_t``, in ggml's order (registered RPC servers included)."""
+        return [int(self._get(i)) for i in range(self._count())]
+
+    def kind(self, handle: int) -> int:
+        return int(self._kind(handle))
+
+    def device(self, handle: int) -> RawDevice:
+        """One device; a remote (RPC) device's memory is left 0: asking it is a network round trip."""
+        backend = _decode(self._reg_name(self._backend_reg(handle)))
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        if backend.upper() != "RPC":
+            self._memory(handle, ctypes.byref(free), ctypes.byref(total))
+        return RawDevice(_decode(self._name(handle)), _decode(self._description(handle)), self.kind(handle),
+                         backend, free.value, total.value)
+
+
+@lru_cache(maxsize=1)
+def ggml_registry() -> GgmlRegistry | None:
+    """The registry of the llama.cpp library this Hearth runs with; ``None`` when it cannot be loaded."""
     try:
         import llama_cpp
     except (ImportError, OSError):
         return None
-    lib = llama_cpp.llama_cpp._lib
+    return GgmlRegistry(llama_cpp.llama_cpp._lib)
+
+
+def ggml_view() -> GgmlView | None:
+    """Ask the llama.cpp library this Hearth runs with; ``None`` when it cannot be loaded."""
+    registry = ggml_registry()
+    if registry is None:
+        return None
+    import llama_cpp
+
     supports = bool(llama_cpp.llama_supports_gpu_offload())
-    vp, sz, cp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
-    try:
-        reg_count = _bind(lib, "ggml_backend_reg_count", sz, [])
-        reg_get = _bind(lib, "ggml_backend_reg_get", vp, [sz])
-        reg_name = _bind(lib, "ggml_backend_reg_name", cp, [vp])
-    except AttributeError:
+    if not registry.backends:
         return GgmlView(supports, None, None)
-    backends = tuple(_decode(reg_name(reg_get(i))) for i in range(reg_count()))
-    try:
-        count = _bind(lib, "ggml_backend_dev_count", sz, [])
-        get = _bind(lib, "ggml_backend_dev_get", vp, [sz])
-        name = _bind(lib, "ggml_backend_dev_name", cp, [vp])
-        description = _bind(lib, "ggml_backend_dev_description", cp, [vp])
-        kind = _bind(lib, "ggml_backend_dev_type", ctypes.c_int, [vp])
-        backend_reg = _bind(lib, "ggml_backend_dev_backend_reg", vp, [vp])
-        size_p = ctypes.POINTER(sz)
-        memory = _bind(lib, "ggml_backend_dev_memory", None, [vp, size_p, size_p])
-    except AttributeError:
+    backends = registry.backend_names()
+    if not registry.devices:
         return GgmlView(supports, backends, None)
-    devices = []
-    for index in range(count()):
-        device = get(index)
-        free, total = ctypes.c_size_t(), ctypes.c_size_t()
-        memory(device, ctypes.byref(free), ctypes.byref(total))
-        devices.append(RawDevice(_decode(name(device)), _decode(description(device)), kind(device),
-                                 _decode(reg_name(backend_reg(device))), free.value, total.value))
-    return GgmlView(supports, backends, tuple(devices))
+    return GgmlView(supports, backends, tuple(registry.device(h) for h in registry.handles()))
 
 
 def nvml_gpus() -> tuple[GpuDevice, ...] | None:

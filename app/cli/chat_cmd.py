@@ -20,7 +20,7 @@ from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
 from app.library.installed import resolve_model_path
-from app.templates.prompt import Message
+from app.templates.prompt import Message, TemplateRefusal
 
 
 def _gpu_layers(text: str) -> int | None:
@@ -211,6 +211,59 @@ def _answer(session: ChatSession, history: list[Message], verbose: bool,
     return "".join(parts)
 
 
+# remedy -> (what the template wants, what Hearth would do), for the question asked on a terminal
+_ASK = {
+    "fold_system": ("does not accept a system message", "fold it into your first message"),
+    "merge_turns": ("wants user and assistant turns to alternate", "join consecutive messages of the same role"),
+}
+_DECLINED = {
+    "fold_system": "While this chat has a system message the model refuses every message: answer yes next "
+                   "time, or start again with --system '' and write the instructions into your message.",
+    "merge_turns": "This chat has two messages of the same role in a row, and the model refuses every message "
+                   "after them: answer yes next time, or start a new chat.",
+}
+
+
+def remedy_question(remedy: str) -> str:
+    """``This model's template does not accept a system message. Fold it into ... and go on? [Y/n] ``"""
+    parts = [_ASK[part] for part in remedy.split("+")]
+    wants = " and ".join(want for want, _ in parts)
+    if len(parts) == 1:
+        does = f"{parts[0][1]} and go on"
+    else:
+        does = ", ".join(do.replace(" it ", " the system message ") for _, do in parts) + ", and go on"
+    return f"This model's template {wants}. {does[0].upper()}{does[1:]}? [Y/n] "
+
+
+def _accepted(session: ChatSession, conversation: Conversation, line: str) -> bool:
+    """Whether the template takes the conversation with ``line`` added.
+
+    On a terminal, a refusal with a remedy is a question: yes applies the remedy to this chat (it is
+    remembered, as the window's button does); no leaves the chat as it was. Elsewhere the refusal is
+    the error, naming the flag, as with -p.
+    """
+    try:
+        conversation.build_prompt(session.chat_format, pending_user=line)
+        return True
+    except TemplateRefusal as exc:
+        if exc.remedy is None or not sys.stdin.isatty():
+            raise
+        refusal = exc
+    remedy = refusal.remedy
+    assert remedy is not None
+    print(safe_line(f"({refusal.reason})"), file=sys.stderr)
+    try:
+        answer = input(remedy_question(remedy))
+    except EOFError:
+        answer = "n"
+    if answer.strip().lower() not in ("", "y", "yes"):
+        print(safe_line(f"Not sent. {' '.join(_DECLINED[part] for part in remedy.split('+'))}"), file=sys.stderr)
+        return False
+    conversation.set_remedy(remedy)
+    session.remedy = conversation.remedy
+    return True
+
+
 def _interactive(session: ChatSession, verbose: bool, conversation: Conversation) -> int:
     print(safe_line(f"Chatting with {session.chat_format.model_name}. An empty line or Ctrl-D ends."),
           file=sys.stderr)
@@ -222,4 +275,5 @@ def _interactive(session: ChatSession, verbose: bool, conversation: Conversation
             return 0
         if not line.strip():
             return 0
-        _answer(session, [Message("user", line)], verbose, conversation)
+        if _accepted(session, conversation, line):
+            _answer(session, [Message("user", line)], verbose, conversation)

@@ -6,16 +6,14 @@ import ctypes
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.catalog.devices import DEVICE_CPU, DEVICE_GPU, DEVICE_IGPU, GgmlRegistry, RawDevice, ggml_registry
 from app.engine.offload import SplitDevice
 from app.engine.rpc import RemoteMachine, RpcEndpoint, RpcError, probe
 
-# ggml_backend_dev_type
-DEVICE_CPU, DEVICE_GPU, DEVICE_ACCEL, DEVICE_IGPU = 0, 1, 2, 3
 _LIB_NAMES = {"win32": "ggml-rpc.dll", "darwin": "libggml-rpc.dylib"}
 
 
@@ -32,62 +30,27 @@ def rpc_library_path() -> Path | None:
     return path if path.exists() else None
 
 
-@dataclass(frozen=True)
-class LocalDevice:
-    """One ggml device in this process (the CPU, a GPU, or a registered remote one)."""
-
-    name: str
-    description: str
-    kind: int
-    free_bytes: int
-    total_bytes: int
-    is_remote: bool
-
-
 class RpcLibrary:
-    """The C functions Hearth needs, with their signatures from ggml-rpc.h and ggml-backend.h."""
+    """ggml-rpc.h's functions; devices come from ggml's registry (``app.catalog.devices``), as everywhere."""
 
-    def __init__(self, rpc_path: Path) -> None:
-        import llama_cpp  # loads libggml and libggml-base first
-
+    def __init__(self, rpc_path: Path, registry: GgmlRegistry) -> None:
         self.rpc = ctypes.CDLL(str(rpc_path))
-        ggml = llama_cpp.llama_cpp._lib  # dlsym through libllama reaches libggml and libggml-base
+        self.registry = registry
         vp, cp, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
 
-        def bind(lib: ctypes.CDLL, name: str, restype: object, argtypes: list[object]) -> Any:
-            fn = getattr(lib, name)
+        def bind(name: str, restype: object, argtypes: list[object]) -> Any:
+            fn = getattr(self.rpc, name)
             fn.restype, fn.argtypes = restype, argtypes
             return fn
 
         # ggml_backend_reg_t ggml_backend_rpc_add_server(const char * endpoint);
-        self.add_server = bind(self.rpc, "ggml_backend_rpc_add_server", vp, [cp])
+        self.add_server = bind("ggml_backend_rpc_add_server", vp, [cp])
         # void ggml_backend_rpc_start_server(const char * endpoint, const char * cache_dir,
         #     size_t n_threads, size_t n_devices, ggml_backend_dev_t * devices);
-        self.start_server = bind(self.rpc, "ggml_backend_rpc_start_server", None,
-                                 [cp, cp, sz, sz, ctypes.POINTER(vp)])
-        self.register = bind(ggml, "ggml_backend_register", None, [vp])
-        self.dev_count = bind(ggml, "ggml_backend_dev_count", sz, [])
-        self.dev_get = bind(ggml, "ggml_backend_dev_get", vp, [sz])
-        self.dev_by_name = bind(ggml, "ggml_backend_dev_by_name", vp, [cp])
-        self.dev_name = bind(ggml, "ggml_backend_dev_name", cp, [vp])
-        self.dev_description = bind(ggml, "ggml_backend_dev_description", cp, [vp])
-        self.dev_type = bind(ggml, "ggml_backend_dev_type", ctypes.c_int, [vp])
-        self.dev_memory = bind(ggml, "ggml_backend_dev_memory", None, [vp, ctypes.POINTER(sz), ctypes.POINTER(sz)])
-        self.dev_backend_reg = bind(ggml, "ggml_backend_dev_backend_reg", vp, [vp])
-        self.reg_name = bind(ggml, "ggml_backend_reg_name", cp, [vp])
+        self.start_server = bind("ggml_backend_rpc_start_server", None, [cp, cp, sz, sz, ctypes.POINTER(vp)])
 
-    def device(self, handle: int) -> LocalDevice:
-        free, total = ctypes.c_size_t(), ctypes.c_size_t()
-        kind = int(self.dev_type(handle))
-        remote = (self.reg_name(self.dev_backend_reg(handle)) or b"") == b"RPC"
-        if not remote:  # a remote device's memory query is a network round trip: skip it here
-            self.dev_memory(handle, ctypes.byref(free), ctypes.byref(total))
-        return LocalDevice((self.dev_name(handle) or b"").decode(errors="replace"),
-                           (self.dev_description(handle) or b"").decode(errors="replace"),
-                           kind, free.value, total.value, remote)
-
-    def handles(self) -> list[int]:
-        return [int(self.dev_get(i)) for i in range(self.dev_count())]
+    def devices(self) -> list[tuple[int, RawDevice]]:
+        return [(h, self.registry.device(h)) for h in self.registry.handles()]
 
 
 @lru_cache(maxsize=1)
@@ -95,8 +58,11 @@ def rpc_library() -> RpcLibrary | None:
     path = rpc_library_path()
     if path is None:
         return None
+    registry = ggml_registry()  # loads libllama (and libggml) before libggml-rpc
+    if registry is None or not registry.devices:
+        return None
     try:
-        return RpcLibrary(path)
+        return RpcLibrary(path, registry)
     except (OSError, AttributeError):
         return None
 
@@ -150,7 +116,7 @@ def register_servers(endpoints: Sequence[RpcEndpoint | str], timeout: float = 10
             reg = lib.add_server(name.encode())
             if not reg:
                 raise RpcError(name, "protocol", f"{name} offers no devices")
-            lib.register(reg)
+            lib.registry.register(reg)
         _registered[name] = machine
         machines.append(machine)
     return machines
@@ -161,7 +127,7 @@ def registered_endpoints() -> tuple[str, ...]:
 
 
 def model_devices(endpoints: Sequence[RpcEndpoint | str]) -> tuple[ctypes.Array[ctypes.c_void_p] | None,
-                                                                   list[LocalDevice]]:
+                                                                   list[RawDevice]]:
     """The device list for ``llama_model_params.devices``: the chosen servers' devices, then local GPUs.
 
     llama.cpp's own default, restricted to ``endpoints``: a server registered for an earlier
@@ -172,11 +138,10 @@ def model_devices(endpoints: Sequence[RpcEndpoint | str]) -> tuple[ctypes.Array[
     if lib is None or not _registered:
         return None, []
     wanted = [str(e) for e in endpoints]
-    remote: dict[str, list[tuple[int, LocalDevice]]] = {w: [] for w in wanted}
-    gpus: list[tuple[int, LocalDevice]] = []
-    igpus: list[tuple[int, LocalDevice]] = []
-    for handle in lib.handles():
-        dev = lib.device(handle)
+    remote: dict[str, list[tuple[int, RawDevice]]] = {w: [] for w in wanted}
+    gpus: list[tuple[int, RawDevice]] = []
+    igpus: list[tuple[int, RawDevice]] = []
+    for handle, dev in lib.devices():
         if dev.is_remote:
             if dev.description in remote:
                 remote[dev.description].append((handle, dev))
@@ -192,32 +157,30 @@ def model_devices(endpoints: Sequence[RpcEndpoint | str]) -> tuple[ctypes.Array[
 # ---- the serving side (`hearth rpc-server`) -----------------------------------------------
 
 
-def local_devices() -> list[LocalDevice]:
-    lib = _require()
-    return [lib.device(h) for h in lib.handles()]
+def local_devices() -> list[RawDevice]:
+    return [dev for _, dev in _require().devices()]
 
 
 def server_devices(names: Sequence[str] = ()) -> list[int]:
     """Device handles to serve: the named ones, else every GPU, else the CPU (like rpc-server)."""
-    lib = _require()
+    listed = _require().devices()
     if names:
+        by_name = {dev.name.lower(): handle for handle, dev in listed}  # ggml_backend_dev_by_name ignores case
         handles = []
         for name in names:
-            handle = lib.dev_by_name(name.encode())
-            if not handle:
-                known = ", ".join(d.name for d in local_devices() if not d.is_remote)
+            if name.lower() not in by_name:
+                known = ", ".join(d.name for _, d in listed if not d.is_remote)
                 raise RpcError("", "device", f"no device named {name!r} here; this machine has: {known}")
-            handles.append(int(handle))
+            handles.append(by_name[name.lower()])
         return handles
-    all_handles = lib.handles()
-    gpus = [h for h in all_handles if lib.dev_type(h) not in (DEVICE_CPU, DEVICE_ACCEL)]
-    cpus = [h for h in all_handles if lib.dev_type(h) == DEVICE_CPU]
+    gpus = [h for h, d in listed if d.kind in (DEVICE_GPU, DEVICE_IGPU) and not d.is_remote]
+    cpus = [h for h, d in listed if d.kind == DEVICE_CPU]
     return gpus or cpus[:1]
 
 
-def described(handles: Sequence[int]) -> list[LocalDevice]:
-    lib = _require()
-    return [lib.device(h) for h in handles]
+def described(handles: Sequence[int]) -> list[RawDevice]:
+    registry = _require().registry
+    return [registry.device(h) for h in handles]
 
 
 def start_server(endpoint: str, handles: Sequence[int], cache_dir: str | None, n_threads: int) -> None:

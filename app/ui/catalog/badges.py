@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QPainter
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from app.ui.catalog.table_model import Role
 from app.ui.theme import Theme
+
+PILL_LEFT = 8  # from the cell's left edge
+PILL_PADDING = 8  # each side of the pill's text
+
+
+def pill_font(font: QFont) -> QFont:
+    """The badge's font: the cell's, smaller and bold."""
+    pill = QFont(font)
+    pill.setPointSizeF(max(7.0, pill.pointSizeF() * 0.85))
+    pill.setBold(True)
+    return pill
+
+
+def pill_width(font: QFont, text: str) -> int:
+    """How far a badge reaches from the cell's left edge, in a cell of font ``font``."""
+    return PILL_LEFT + QFontMetrics(pill_font(font)).horizontalAdvance(text) + 2 * PILL_PADDING
 
 
 class BadgeDelegate(QStyledItemDelegate):
@@ -44,13 +60,11 @@ class BadgeDelegate(QStyledItemDelegate):
         if style:
             style.drawControl(style.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
         fg, bg = self._colours(str(kind))
-        font = option.font
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-        font.setBold(True)
+        font = pill_font(option.font)
         metrics = QFontMetrics(font)
-        width = metrics.horizontalAdvance(text) + 16
+        width = metrics.horizontalAdvance(text) + 2 * PILL_PADDING
         height = metrics.height() + 6
-        rect = QRectF(option.rect.left() + 8, option.rect.center().y() - height / 2 + 1, width, height)
+        rect = QRectF(option.rect.left() + PILL_LEFT, option.rect.center().y() - height / 2 + 1, width, height)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)

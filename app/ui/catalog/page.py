@@ -27,6 +27,7 @@ from app.catalog import Catalog, Model, Variant
 from app.catalog.hardware import GB, Hardware, detect_hardware
 from app.catalog.installed import InstallState, variant_files
 from app.ui.catalog.badges import BadgeDelegate
+from app.ui.catalog.columns import VariantNameDelegate, fit_columns
 from app.ui.catalog.details import variant_details_html
 from app.ui.catalog.hub_search import HubSearchPanel
 from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Column
@@ -39,10 +40,6 @@ SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to
                ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
 BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 5), ("6-bit", 6), ("8-bit", 8))
 FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert for llama.cpp)", "gptq"))
-
-
-COLUMN_WIDTHS = {Column.FORMAT: 76, Column.BITS: 44, Column.GROUP: 56,
-                 Column.SIZE: 88, Column.FIT: 76, Column.STATUS: 96, Column.SOURCE: 104}
 
 
 class HardwareProbe(QObject):
@@ -104,9 +101,10 @@ class CatalogPage(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(Column.MODEL, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
-        for column, width in COLUMN_WIDTHS.items():
-            header.resizeSection(column, width)
+        fit_columns(self.table)  # measured from the font: the first column keeps room for GPTQ branch names
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.names = VariantNameDelegate(self.table)  # a variant's long branch name loses its middle, not its end
+        self.table.setItemDelegateForColumn(Column.MODEL, self.names)
         self.badges = BadgeDelegate(context.theme.theme, self.table)
         for column in (Column.FORMAT, Column.FIT):
             self.table.setItemDelegateForColumn(column, self.badges)

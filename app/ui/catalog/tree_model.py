@@ -130,9 +130,13 @@ class CatalogTreeModel(QAbstractItemModel):
         proxy_index = self._proxy_index(index)
         if proxy_index is None:
             return None
-        if index.column() == Column.MODEL and role == Qt.ItemDataRole.DisplayRole:
+        if index.column() == Column.MODEL and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             variant: Variant = proxy_index.data(Role.VARIANT)
-            return variant.quant or variant.revision
+            name = variant.quant or variant.revision
+            if role == Qt.ItemDataRole.DisplayRole:
+                return name
+            # The full quant or branch name first: a long branch may be elided in the cell.
+            return f"{name} ({variant.label})\n{proxy_index.data(role)}"
         return proxy_index.data(role)
 
     def _model_data(self, index: AnyIndex, role: int) -> Any:
