@@ -28,8 +28,9 @@ from app.ui.settings.remote_tester import RemoteTester
 from app.ui.settings.section import empty_state, section_layout, status_label
 from app.ui.theme import SPACE_XS, named
 
-EMPTY_TEXT = ("No remote machines yet. Run <code>hearth rpc-server</code> on a computer with memory to "
-              "spare, then type its host:port above and press Add.")
+EMPTY_TEXT = ("No remote machines yet. To load models too big for this computer, run "
+              "<code>hearth rpc-server</code> on one with memory to spare, then type its host:port above "
+              "and press Add.")
 INTRO = ("Spread a model that is too big for this computer over other machines running "
          "<code>hearth rpc-server</code>. Their memory counts when a model is loaded; the layers "
          "go to each in proportion to its free memory. The connection is not encrypted or "
