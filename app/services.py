@@ -10,6 +10,7 @@ from pathlib import Path
 from app.catalog.downloads import download_queue
 from app.chats.store import ChatStore, ChatStoreError
 from app.convert.jobs import ConversionQueue
+from app.engine.controller import EngineController
 from app.hub.queue import DownloadQueue, JobState
 from app.paths import AppDirs
 
@@ -17,10 +18,11 @@ MAX_ACTIVE_DOWNLOADS = 2
 
 
 class AppServices:
-    """Downloads, conversions and the chat store of one running Hearth.
+    """Downloads, conversions, the chat store and the engine of one running Hearth.
 
     The chat store opens on first use; ``chat_store_problem`` then says why chats live in memory
     this session (a damaged or unwritable file), and the window shows it rather than refusing to start.
+    ``engine`` is the process's one :class:`EngineController`; its worker starts on the first load.
     """
 
     def __init__(self, dirs: AppDirs, downloads: DownloadQueue, conversions: ConversionQueue,
@@ -29,6 +31,7 @@ class AppServices:
         self.downloads = downloads
         self.conversions = conversions
         self._chats = chats
+        self.engine = EngineController()  # no process yet: the worker starts on the first load
         self.chat_store_problem: str | None = None
         self._closed = False
 
@@ -53,10 +56,12 @@ class AppServices:
         return sum(1 for job in self.downloads.jobs() if job.state is JobState.RUNNING)
 
     def shutdown(self) -> None:
-        """Stop conversions, pause downloads (their bytes stay for next time), close the chat store."""
+        """End the engine, stop conversions, pause downloads (their bytes stay for next time), close the
+        chat store."""
         if self._closed:
             return
         self._closed = True
+        self.engine.close()
         self.conversions.shutdown()
         self.downloads.shutdown()
         if self._chats is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.chats.recorder import ChatRecorder
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatNotFound, ChatStore, ChatStoreError, DeletedChat
@@ -10,7 +9,6 @@ from app.chats.store import ChatNotFound, ChatStore, ChatStoreError, DeletedChat
 __all__ = [
     "Chat",
     "ChatNotFound",
-    "ChatRecorder",
     "ChatStore",
     "ChatStoreError",
     "DeletedChat",

@@ -14,6 +14,7 @@ from typing import Any
 from app.chats.records import Chat, StoredMessage, in_history
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
+from app.conversation.prompt import chat_turns
 from app.conversation.settings import ChatSettings, effective_system
 from app.engine.chat_format import ChatFormat
 from app.engine.protocol import GenerationStats
@@ -165,9 +166,8 @@ class Conversation:
     def turns(self, default_system: str | None, *, excluding: int | None = None,
               pending_user: str | None = None, messages: Sequence[StoredMessage] | None = None) -> list[Message]:
         """The messages for the template: the system message, the history, and a message about to be sent."""
-        system = self.system_message(default_system)
-        turns = [Message("system", system)] if system else []
-        turns += [Message(m.role, m.content) for m in self.history(excluding, messages)]
+        turns = chat_turns(self.own_system, default_system,
+                           [Message(m.role, m.content) for m in self.history(excluding, messages)])
         if pending_user is not None:
             turns.append(Message("user", pending_user))
         return turns

@@ -1,1 +1,1 @@
-"""The inference side of Hearth: prompt templates, GGUF metadata, and the llama.cpp worker."""
+"""The inference side of Hearth: offload planning, sampling, chat formats, and the llama.cpp worker."""

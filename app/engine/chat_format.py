@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -58,23 +58,23 @@ class ChatFormat:
         return f"{self.template.name}, from {where}; rendered with {dialect}"
 
     def render(self, messages: Iterable[Message], *, add_generation_prompt: bool = True,
-               remedy: str | None = None) -> str:
+               remedy: str | None = None, tools: Sequence[Mapping[str, Any]] | None = None) -> str:
         """The exact prompt string; a template that fails raises TemplateError naming the model.
 
         Earlier replies' thinking is passed as this template expects (apart, as written, or
         left out). ``remedy`` ("fold_system", "merge_turns") reshapes the conversation first;
         when the template refuses the conversation, the TemplateRefusal says which remedy
-        it would accept.
+        it would accept. ``tools`` (an API request's) go to a template that renders them.
         """
         history = self.template_messages(messages)
         if remedy:
             history = apply_remedy(history, remedy)
         try:
-            return self._render(history, add_generation_prompt)
+            return self._render(history, add_generation_prompt, tools)
         except TemplateRefusal as refusal:
             if remedy:
                 raise
-            raise self._with_remedy(refusal, history, add_generation_prompt) from None
+            raise self._with_remedy(refusal, history, add_generation_prompt, tools) from None
 
     def template_messages(self, messages: Iterable[Message]) -> list[Message]:
         """The messages as this template is given them (earlier thinking apart, as written, or left out)."""
@@ -83,21 +83,23 @@ class ChatFormat:
         return [Message(role, content, reasoning if reasoning is not None else original.reasoning)
                 for (role, content, reasoning), original in zip(shaped, listed, strict=True)]
 
-    def _render(self, history: list[Message], add_generation_prompt: bool) -> str:
+    def _render(self, history: list[Message], add_generation_prompt: bool,
+                tools: Sequence[Mapping[str, Any]] | None = None) -> str:
         return self.template.render(
             history,
             add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
             model_name=self.model_name,
+            tools=tools or None,
         )
 
     def _with_remedy(self, refusal: TemplateRefusal, history: list[Message],
-                     add_generation_prompt: bool) -> TemplateRefusal:
+                     add_generation_prompt: bool, tools: Sequence[Mapping[str, Any]] | None) -> TemplateRefusal:
         singles = applicable_remedies(history)
         for remedy in [*singles, *(["+".join(singles)] if len(singles) > 1 else [])]:
             try:
-                self._render(apply_remedy(history, remedy), add_generation_prompt)
+                self._render(apply_remedy(history, remedy), add_generation_prompt, tools)
             except TemplateError:
                 continue
             advice = " ".join(REMEDIES[part][0] for part in remedy.split("+"))

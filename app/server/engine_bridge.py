@@ -2,7 +2,8 @@
 
 Everything the API server needs from the engine goes through here (``EngineClient``,
 ``resolve_chat_format``, ``plan_load``, the model lookup), so moving onto a new engine core
-touches this module only.
+touches this module only. Prompts are built by the conversation core's rules
+(:func:`app.conversation.prompt.request_prompt`), the window's and ``hearth chat``'s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 
 from app.catalog import load_catalog
 from app.catalog.model import Catalog
+from app.conversation.prompt import request_prompt
 from app.engine.chat_format import ChatFormat, resolve_chat_format
 from app.engine.chat_session import plan_load, sampling_for
 from app.engine.client import EngineClient
@@ -38,12 +40,8 @@ from app.engine.protocol import (
 )
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
+from app.library.installed import resolve_model_path
 from app.templates.prompt import Message, TemplateError
-
-try:  # the model library (one answer to "what is installed"), once it exists; before it, the engine's lookup
-    from app.library.installed import resolve_model_path
-except ImportError:
-    from app.library.installed import resolve_model_path
 
 __all__ = ["EngineBridge", "EngineBusy", "EngineError", "GenerationStats", "Message", "SamplingSettings",
            "ServedModel", "TemplateError", "Turn", "UnknownModel", "conversation_id"]
@@ -225,14 +223,8 @@ class EngineBridge:
 
     def render(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
         """The exact prompt the window would build for these messages (tools passed to the template)."""
-        chat_format = self._format
-        assert chat_format is not None
-        if not tools:
-            return chat_format.render(messages)
-        history = chat_format.template_messages(messages)
-        return chat_format.template.render(
-            history, add_generation_prompt=True, bos_token=chat_format.bos_token,
-            eos_token=chat_format.eos_token, model_name=chat_format.model_name, tools=tools)
+        assert self._format is not None
+        return request_prompt(self._format, messages, tools)
 
     def supports_tools(self) -> bool:
         """Whether the loaded model's template renders a ``tools`` list."""

@@ -19,17 +19,17 @@ from app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Records like `hearth chat` does, then keeps streaming until killed.
+# Records as `hearth chat` does (its Conversation), then keeps streaming until killed.
 STREAMING_CHILD = r"""
 import sys, time
 from pathlib import Path
-from app.chats.recorder import ChatRecorder
 from app.chats.store import ChatStore
+from app.conversation.conversation import Conversation
 
-recorder = ChatRecorder.start(model="test", store=ChatStore(Path(sys.argv[1])))
-recorder.user("Tell me a long story")
-reply = recorder.reply()
-print("streaming", recorder.chat_id, flush=True)
+conversation = Conversation(ChatStore(Path(sys.argv[1])))
+conversation.add_user("Tell me a long story", model_name="test")
+reply = conversation.start_reply("test", background=True)
+print("streaming", conversation.chat.id, flush=True)
 n = 0
 while True:
     reply.append(f"word{n} ")
@@ -41,28 +41,28 @@ while True:
 FULL_DISK_CHILD = r"""
 import sys
 from pathlib import Path
-from app.chats.recorder import ChatRecorder
 from app.chats.store import ChatStore, ChatStoreError
+from app.conversation.conversation import Conversation
 
 store = ChatStore(Path(sys.argv[1]))
-recorder = ChatRecorder.start(model="test", store=store)
-recorder.user("Fill the disk")
-reply = recorder.reply()
+conversation = Conversation(store)
+conversation.add_user("Fill the disk", model_name="test")
+reply = conversation.start_reply("test", background=True)
 reply.append("first part, saved. ")
-reply.flush()
+reply.writer.flush()
 pages = store._db.execute("PRAGMA page_count").fetchone()[0]
 store._db.execute(f"PRAGMA max_page_count = {pages}")
 try:
     for n in range(200):
         reply.append("x" * 5000)
-        reply.flush()
+        reply.writer.flush()
 except ChatStoreError as exc:
     print("full:", exc, flush=True)
 try:
     reply.finish("complete")
 except ChatStoreError:
     print("finish failed too", flush=True)
-print("chat", recorder.chat_id, flush=True)
+print("chat", conversation.chat.id, flush=True)
 """
 
 

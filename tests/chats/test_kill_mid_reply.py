@@ -20,15 +20,15 @@ QUESTION = "Explain WAL mode — in detail, please ✍️\n```sql\nPRAGMA journa
 CHILD = r"""
 import sys, time
 from pathlib import Path
-from app.chats.recorder import ChatRecorder
 from app.chats.store import ChatStore
+from app.conversation.conversation import Conversation
 
 store = ChatStore(Path(sys.argv[1]))
 stall_after = float(sys.argv[2])
-recorder = ChatRecorder.start(model="test", store=store)
-recorder.user(sys.argv[3])
-reply = recorder.reply()
-print("streaming", recorder.chat_id, flush=True)
+conversation = Conversation(store)
+conversation.add_user(sys.argv[3], model_name="test")
+reply = conversation.start_reply("test", background=True)
+print("streaming", conversation.chat.id, flush=True)
 start = time.time()
 n = 0
 stalled = False

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import openai
 import pytest
 
+from app.chats.store import ChatStore
+from app.conversation.conversation import Conversation
+from app.server.requests import parse_chat
 from tests.server.conftest import Served
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -48,6 +52,21 @@ def test_chat_non_stream_has_usage_and_finish_reason(served: Served) -> None:
     assert reply.usage.completion_tokens <= 6 and reply.usage.prompt_tokens > 5
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert reply.model == served.model_id
+
+
+def test_a_request_gets_the_prompt_a_new_chat_gets_in_the_window(served: Served) -> None:
+    """No system message: the model's default, as a chat whose system message was never set; an
+    empty one: none at all, as a chat whose system message was cleared (tests/conversation has more)."""
+    chat_format = served.bridge.chat_format
+    assert chat_format is not None and chat_format.system_message
+    window = Conversation(ChatStore(Path(":memory:")))
+    window.add_user(QUESTION[0]["content"])
+    assert served.bridge.render(parse_chat({"messages": QUESTION}).messages) == window.build_prompt(chat_format)
+    plain = greedy_chat(served, QUESTION, tokens=1)
+    explicit = greedy_chat(served, [{"role": "system", "content": chat_format.system_message}, *QUESTION], tokens=1)
+    empty = greedy_chat(served, [{"role": "system", "content": ""}, *QUESTION], tokens=1)
+    assert plain.usage.prompt_tokens == explicit.usage.prompt_tokens
+    assert empty.usage.prompt_tokens < plain.usage.prompt_tokens - 10
 
 
 def test_greedy_stream_equals_non_stream(served: Served) -> None:

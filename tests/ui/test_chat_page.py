@@ -439,3 +439,26 @@ def test_a_model_file_opened_from_outside_the_models_folder(
     qtbot.waitUntil(lambda: page.engine.info is not None, timeout=60_000)
     assert outside.is_file() and not list(context.dirs.models.rglob("*.gguf"))  # nothing copied
     page.shutdown()
+
+
+@pytest.mark.slow
+def test_the_page_talks_through_the_process_s_one_engine_controller(
+    qtbot: QtBot, context: AppContext, smollm2: Path
+) -> None:
+    """The window's chat uses the services' engine controller: no worker until the first load; the
+    controller knows the reply in progress; closing the page ends the worker."""
+    install_starter(context, smollm2)
+    controller = context.services.engine
+    page = make_page(qtbot, context)
+    assert page.engine.controller is controller
+    assert not controller.started, "no worker process is started before a model is loaded"
+    page.settings.spins["max_tokens"].setValue(8)
+    page.send("Say hello.")
+    qtbot.waitUntil(lambda: page.generating, timeout=90_000)
+    assert controller.started and controller.request_id == page.stream.request_id
+    qtbot.waitUntil(lambda: not page.generating, timeout=120_000)
+    assert controller.request_id is None, "the finished reply is no longer current"
+    assert page.chat is not None and page.store.messages(page.chat.id)[-1].status == "complete"
+    page.shutdown()
+    assert not controller.started
+    context.services.shutdown()

@@ -87,7 +87,7 @@ def test_a_template_that_refuses_the_system_message_offers_the_remedy(
     assert page.chat is not None
     page.chat = page.store.update_chat(page.chat.id, system_message="Answer in French.")
     page.refresh_models()
-    page._formats.clear()
+    page.models._formats.clear()
     assert page.model_bar.current_path() == str(model)
     page._start_reply()  # the model is not loaded: the prompt is built first, and refused
     assert page.banner.isVisible() and "System role not supported" in page.banner.text()

@@ -7,7 +7,7 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from app.engine.protocol import ModelInfo
-from app.ui.chat.engine_link import EngineLink
+from app.ui.engine.engine_link import EngineLink
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 

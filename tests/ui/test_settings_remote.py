@@ -106,7 +106,7 @@ def test_the_window_loads_over_the_saved_machines_and_names_one_that_is_down(
     qtbot: QtBot, context: AppContext, smollm2: Path
 ) -> None:
     from app.engine.rpc import RemoteSettings, parse_endpoints, save_remote_settings
-    from app.ui.chat.engine_link import EngineLink, describe_load
+    from app.ui.engine.engine_link import EngineLink, describe_load
 
     first, second = start_rpc_server(), start_rpc_server()
     link = EngineLink()

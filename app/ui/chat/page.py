@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -20,34 +19,30 @@ from PySide6.QtWidgets import (
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
-from app.conversation.conversation import Conversation, Reply
-from app.engine.chat_format import ChatFormat, remedy_label, resolve_chat_format
-from app.engine.protocol import GenerationStats, ModelInfo, SamplingSettings
+from app.conversation.conversation import Conversation
+from app.engine.chat_format import ChatFormat, remedy_label
+from app.engine.protocol import SamplingSettings
 from app.engine.sampling import MergedSampling, sampling_values
 from app.errors import HearthError
-from app.remote.messages import parse_remote_path
-from app.remote.session import RemoteFormat
 from app.templates.prompt import TemplateRefusal
+from app.ui.chat.chat_models import ChatModels
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
-from app.ui.chat.engine_link import EngineLink, describe_load
 from app.ui.chat.messages import MessageListModel
-from app.ui.chat.model_bar import InstalledModel, ModelBar, installed_models, remote_models
+from app.ui.chat.model_bar import ModelBar
+from app.ui.chat.reply_stream import ReplyStream
 from app.ui.chat.settings_panel import ChatSettingsPanel
 from app.ui.chat.sidebar import Sidebar
 from app.ui.chat.welcome import WelcomeState
 from app.ui.context import AppContext
+from app.ui.engine.engine_link import EngineLink
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme
-from app.ui.workers import LatestWorker
-
-FRAME_MS = 16  # streaming text reaches the screen at most once per frame
-STOP_GRACE_MS = 3000
-MAX_RENDER_WAIT_S = 0.25
 
 
 class ChatPage(QWidget):
     """Lays out the chat list, model bar, conversation and composer, and wires them to a
-    :class:`~app.conversation.conversation.Conversation` (the chat's rules) and the engine link."""
+    :class:`~app.conversation.conversation.Conversation` (the chat's rules), the models
+    (:class:`ChatModels`), the reply on screen (:class:`ReplyStream`) and the process's engine."""
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
@@ -56,18 +51,9 @@ class ChatPage(QWidget):
         # The window still works when the chat file cannot be opened: chats live in memory until it is fixed.
         self.store: ChatStore = context.services.chats
         store_problem = context.services.chat_store_problem
-        self.engine = EngineLink(self)
+        self.engine = EngineLink(self, controller=context.services.engine)
         self.conversation = Conversation(self.store)
-        self.request_id: int | None = None
-        self.reply: Reply | None = None
         self.last_prompt = ""
-        self._unshown = False  # text in the reply that the view does not show yet
-        self._send_after_load: str | None = None
-        self._formats: dict[str, ChatFormat] = {}
-        # Model files opened from elsewhere (a file association, "Open with"): offered this session.
-        self._opened: list[InstalledModel] = []
-        self._stopping = False
-        self._render_after = 0.0
         theme = context.theme.theme
 
         self.sidebar = Sidebar(self.store, theme)
@@ -116,10 +102,8 @@ class ChatPage(QWidget):
         layout.addWidget(conversation, 1)
         layout.addWidget(self.settings)
 
-        self._model_scan: LatestWorker[list[InstalledModel]] = LatestWorker(self.refresh_models, parent=self)
-        self._format_reader: LatestWorker[tuple[str, ChatFormat | None]] = LatestWorker(self._format_read, parent=self)
-        self.frame_timer = QTimer(self, interval=FRAME_MS)
-        self.frame_timer.timeout.connect(self._show_pending)
+        self.models = ChatModels(context, self.engine, self.model_bar, self.welcome, self)
+        self.stream = ReplyStream(self.engine, self.messages, self.view, self)
         self._wire()
         self.refresh_models()
         self.new_chat()
@@ -140,6 +124,14 @@ class ChatPage(QWidget):
         self.sidebar.model.renamed.connect(lambda *_: None)
         self.model_bar.load_requested.connect(self.load_model)
         self.model_bar.unload_requested.connect(self.engine.unload)
+        self.models.error.connect(self.show_error)
+        self.models.ready.connect(self.hide_error)
+        self.models.send.connect(self.send)
+        self.models.unsent.connect(self._unsent)
+        self.stream.started.connect(lambda: self.composer.set_generating(True))
+        self.stream.finished.connect(self._reply_finished)
+        self.stream.threads.connect(self.model_bar.show_threads)
+        self.engine.failed.connect(lambda _request, message: self.show_error(message))
         self.model_bar.model_chosen.connect(self._model_chosen)
         self.model_bar.settings_toggled.connect(self._toggle_settings)
         self.settings.closed.connect(lambda: self.model_bar.settings_button.setChecked(False))
@@ -154,14 +146,8 @@ class ChatPage(QWidget):
         delegate.action_requested.connect(self._row_action)
         delegate.code_copied.connect(self._copy_code)
         delegate.link_activated.connect(lambda href: QDesktopServices.openUrl(QUrl(href)))
-        self.engine.loaded.connect(self._loaded)
-        self.engine.load_failed.connect(self._load_failed)
-        self.engine.unloaded.connect(self._unloaded)
-        self.engine.tokens.connect(self._tokens)
-        self.engine.done.connect(self._done)
-        self.engine.failed.connect(self._failed)
         events.chat_requested.connect(self.chat_with)
-        events.installed_changed.connect(self._rescan_models)
+        events.installed_changed.connect(self.models.rescan)
         self.context.theme.changed.connect(self._retheme)
         scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence("Ctrl+N"), self, self.new_chat, context=scope)
@@ -175,66 +161,19 @@ class ChatPage(QWidget):
 
     # -- models -----------------------------------------------------------------------------
 
-    def _rescan_models(self) -> None:
-        """The models folder changed: scan it off the GUI thread; a newer change supersedes the scan."""
-        catalog, models_dir = self.context.catalog, self.context.dirs.models
-        self._model_scan.submit(lambda: installed_models(catalog, models_dir))
-
-    def refresh_models(self, models: list[InstalledModel] | None = None) -> None:
-        """Show the installed models (``models``: a scan already made; else scanned now)."""
-        if models is None:
-            models = installed_models(self.context.catalog, self.context.dirs.models)
-        known = {m.path.resolve() for m in models}
-        models += [m for m in self._opened if m.path.resolve() not in known]
-        models += remote_models()
-        current = self.model_bar.current_path()
-        self.model_bar.set_models(models, current)
-        self._read_format_ahead(self.model_bar.current_path())
-        starter = self.context.catalog.starter()
-        self.welcome.set_models([m.name for m in models], starter.name if starter else None)
+    def refresh_models(self) -> None:
+        """Show the installed models (scanned now)."""
+        self.models.refresh()
 
     def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
-        """The model's prompt format; an unreadable file is reported unless ``quiet``."""
-        remote = parse_remote_path(path)
-        if remote is not None:  # the endpoint applies its own template to the messages
-            return cast(ChatFormat, RemoteFormat(f"remote: {remote[0]}/{remote[1]}"))
-        if path not in self._formats:
-            try:
-                self._formats[path] = resolve_chat_format(
-                    Path(path), self.context.catalog, models_dir=self.context.dirs.models
-                )
-            except HearthError as exc:
-                if not quiet:
-                    self.show_error(str(exc))
-                return None
-        return self._formats[path]
-
-    def _read_format_ahead(self, path: str | None) -> None:
-        """Read the chosen model's header and template off the GUI thread, before the chat needs them."""
-        if path is None or path in self._formats or parse_remote_path(path) is not None:
-            return  # (a remote model's endpoint applies its own template: nothing to read)
-        catalog, models_dir = self.context.catalog, self.context.dirs.models
-
-        def read() -> tuple[str, ChatFormat | None]:
-            try:
-                return path, resolve_chat_format(Path(path), catalog, models_dir=models_dir)
-            except HearthError:
-                return path, None  # said when the chat needs it (chat_format without quiet)
-        self._format_reader.submit(read)
-
-    def _format_read(self, result: tuple[str, ChatFormat | None]) -> None:
-        path, chat_format = result
-        if chat_format is not None:
-            self._formats.setdefault(path, chat_format)
+        return self.models.chat_format(path, quiet=quiet)
 
     def load_model(self, path: str) -> None:
         self._end_generation()
-        self.model_bar.select(path)
-        self.model_bar.show_loading(self.model_bar.current_name() or Path(path).name)
-        self.engine.load(path)
+        self.models.load(path)
 
     def _model_chosen(self, path: str) -> None:
-        self._read_format_ahead(path)
+        self.models.read_ahead(path)
         if self.chat is not None:
             self._save_chat_model(path)
         self._show_settings_for_chat()
@@ -243,31 +182,14 @@ class ChatPage(QWidget):
         if self.chat is not None:
             self.conversation.set_model(path, self.model_bar.current_name())
 
-    def _loaded(self, info: ModelInfo) -> None:
-        self.model_bar.show_loaded(info.path, describe_load(info, self.engine.plan),
-                                   info.threads.describe() if info.threads else "")
-        self.hide_error()
-        text, self._send_after_load = self._send_after_load, None
-        if text is not None:
-            self.send(text)
-
-    def _load_failed(self, message: str) -> None:
-        text, self._send_after_load = self._send_after_load, None
-        if text is not None and not self.composer.text():
+    def _unsent(self, text: str) -> None:
+        if not self.composer.text():
             self.composer.set_text(text)  # the message waits in the box; nothing is lost
-        self.model_bar.show_unloaded("Not loaded")
-        self.show_error(message)
-
-    def _unloaded(self) -> None:
-        self.model_bar.show_unloaded()
 
     def chat_with(self, path: str) -> None:
         """Another page asked to chat with this model file: a new chat, model loaded."""
         self.context.events.navigate.emit("chat")
-        file = Path(path)
-        if file.suffix.lower() == ".gguf" and file.is_file() and self.context.dirs.models not in file.parents:
-            self._opened.append(InstalledModel(file, file.stem, "opened file"))
-        self.refresh_models()
+        self.models.open_file(path)
         self.new_chat()
         if self.model_bar.select(path):
             self.load_model(path)
@@ -278,10 +200,7 @@ class ChatPage(QWidget):
 
     def _end_generation(self) -> None:
         """Leaving the chat mid-reply: stop it and save it as stopped right away."""
-        request = self.request_id
-        if request is not None:
-            self.engine.stop(request)
-            self._finish("stopped", None)
+        self.stream.end()
 
     # The chat in view (None: a draft, stored with its first message).
     @property
@@ -294,7 +213,8 @@ class ChatPage(QWidget):
 
     @property
     def writer(self) -> ReplyWriter | None:
-        return self.reply.writer if self.reply is not None else None
+        """The reply streaming now (its text as saved in batches), if any."""
+        return self.stream.reply.writer if self.stream.reply is not None else None
 
     def new_chat(self) -> None:
         """A fresh, unsaved chat: it is stored when its first message is sent."""
@@ -347,12 +267,7 @@ class ChatPage(QWidget):
             self._show_settings_for_chat()
 
     def _model_defaults(self) -> tuple[str | None, dict[str, float | int]]:
-        path = self.model_bar.current_path()
-        chat_format = self.chat_format(path, quiet=True) if path else None
-        if chat_format is None:
-            return None, {}
-        sampling = dict(chat_format.model.sampling) if chat_format.model else {}
-        return chat_format.system_message, sampling
+        return self.models.defaults(self.model_bar.current_path())
 
     def _sampling(self) -> MergedSampling:
         """The chat's sampling over the model's defaults; a bad stored value is named in the banner."""
@@ -407,7 +322,7 @@ class ChatPage(QWidget):
 
     @property
     def generating(self) -> bool:
-        return self.request_id is not None
+        return self.stream.generating
 
     def send(self, text: str) -> None:
         """Save the user's message, then ask the model for a reply."""
@@ -419,9 +334,7 @@ class ChatPage(QWidget):
                             "`hearth starter`, or download one from the Catalogue.")
             return
         if self.engine.info is None or self.engine.info.path != path:
-            self._send_after_load = text
-            if not self.engine.loading:
-                self.load_model(path)
+            self.models.send_when_loaded(path, text)
             return
         editing = self.conversation.edit_position
         message = self.conversation.add_user(text, model_name=self.model_bar.current_name() or Path(path).name,
@@ -459,95 +372,22 @@ class ChatPage(QWidget):
         sampling = self._sampling().settings
         reply = self.conversation.start_reply(self.model_bar.current_name(), continuing=continuing,
                                               on_error=self._save_failed)
-        if continuing is None:
-            self.messages.append(reply.message)
-        else:
-            self.messages.update_message(reply.message_id, status="streaming")
-        self.reply = reply
-        self.messages.live_id = reply.message_id
         self.last_prompt = prompt
         self.settings.show_prompt(prompt)
-        self._unshown = False
-        self.request_id = self.engine.generate(prompt, chat_format.stop, sampling, str(self.chat.id))
-        self.composer.set_generating(True)
-        self.frame_timer.start()
+        self.stream.start(reply, prompt, chat_format.stop, sampling, str(self.chat.id),
+                          continuing=continuing is not None)
 
-    def _tokens(self, request_id: int, text: str) -> None:
-        # The engine controller already batched the tokens (once a frame): they go to the reply as
-        # they come; the view catches up in _show_pending.
-        if request_id == self.request_id and self.reply is not None:
-            self.reply.append(text)
-            self._unshown = True
-
-    def _show_pending(self) -> None:
-        """Once a frame: show the text that arrived (the reply's writer saves it in batches).
-
-        Laying out a long reply costs more as it grows; after an expensive update the next
-        one waits twice as long, so the GUI always keeps most of its time for the user.
-        """
-        writer = self.writer
-        if writer is None:
-            return
-        now = time.monotonic()
-        if self._unshown and now >= self._render_after:
-            self._unshown = False
-            self.messages.update_message(writer.message_id, content=writer.text)
-            row = self.messages.row_of(writer.message_id)
-            if row is not None:
-                self.view.row_grew(row)
-            cost = time.monotonic() - now
-            self._render_after = now + min(MAX_RENDER_WAIT_S, 2 * cost)
-        writer.flush_if_due()
-
-    def _finish(self, status: str, stats: GenerationStats | None) -> None:
-        reply = self.reply
-        self.frame_timer.stop()
-        if reply is not None:
-            self._unshown = False
-            message = reply.finish(status, stats)
-            self.messages.live_id = None
-            self.messages.update_message(message.id, content=message.content, status=status,
-                                         tokens=message.tokens, tokens_per_s=message.tokens_per_s)
-            row = self.messages.row_of(message.id)
-            if row is not None:
-                self.view.row_grew(row)
-        self.reply = None
-        self.request_id = None
-        self._stopping = False
+    def _reply_finished(self, _message: StoredMessage | None) -> None:
         self.composer.set_generating(False)
         if self.chat is not None:
             self.conversation.refresh()
             self.sidebar.refresh(self.chat.id)
 
-    def _done(self, request_id: int, stats: GenerationStats) -> None:
-        if request_id != self.request_id:
-            return
-        stopped = self._stopping or stats.stop_reason == "stopped"
-        if stats.threads is not None:
-            self.model_bar.show_threads(stats.threads.describe())
-        self._finish("stopped" if stopped else "complete", stats)
-
-    def _failed(self, request_id: int, message: str) -> None:
-        if self.request_id is not None and request_id in (self.request_id, -1):
-            self._finish("error", None)
-        self.show_error(message)
-
     def stop(self) -> None:
-        """Stop the reply: the worker stops at once and reports Done, which finishes it.
-
-        If no answer comes (a hung worker), the reply is closed as stopped anyway.
-        """
-        request = self.request_id
-        if request is None or self._stopping:
-            return
-        self._stopping = True
-        self.composer.button.setEnabled(False)
-        self.engine.stop(request)
-        QTimer.singleShot(STOP_GRACE_MS, lambda: self._stop_overdue(request))
-
-    def _stop_overdue(self, request: int) -> None:
-        if self.request_id == request:
-            self._finish("stopped", None)
+        """Stop the reply (closed as stopped even if a hung worker never answers)."""
+        if self.generating and not self.stream.stopping:
+            self.composer.button.setEnabled(False)
+            self.stream.stop()
 
     def escape(self) -> None:
         if self.generating:

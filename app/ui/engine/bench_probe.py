@@ -11,7 +11,7 @@ from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject,
 
 from app.engine.chat_format import ChatFormat
 from app.engine.protocol import LoadSettings, ModelInfo, SamplingSettings
-from app.ui.engine.engine_adapter import EngineAdapter
+from app.ui.engine.engine_link import EngineLink
 
 
 class EngineTimeout(RuntimeError):
@@ -61,11 +61,11 @@ class StallMeter(QObject):
 
 
 class BenchDriver:
-    """Drive an EngineAdapter synchronously from a script by running a local event loop."""
+    """Drive the window's EngineLink synchronously from a script by running a local event loop."""
 
     def __init__(self) -> None:
         self.app = QCoreApplication.instance() or QCoreApplication([])
-        self.adapter = EngineAdapter()
+        self.adapter = EngineLink()
         self.meter = StallMeter()
 
     def _wait(self, signals: list[Any], timeout_s: float) -> tuple[str, Any]:
@@ -73,8 +73,8 @@ class BenchDriver:
         outcome: list[tuple[str, Any]] = []
         connections = []
         for name, signal in signals:
-            def slot(value: Any = None, name: str = name) -> None:
-                outcome.append((name, value))
+            def slot(*args: Any, name: str = name) -> None:
+                outcome.append((name, args[-1] if args else None))  # the payload (after a request id)
                 loop.quit()
             connections.append((signal, slot))
             signal.connect(slot)
@@ -88,9 +88,8 @@ class BenchDriver:
 
     def load(self, settings: LoadSettings, timeout_s: float = 120) -> ModelInfo:
         a = self.adapter
-        self.adapter.load(settings)
-        name, value = self._wait([("loaded", a.loaded), ("failed", a.failed), ("crashed", a.crashed)],
-                                 timeout_s)
+        self.adapter.load_settings(settings)
+        name, value = self._wait([("loaded", a.loaded), ("failed", a.load_failed)], timeout_s)
         if name != "loaded":
             raise RuntimeError(value)
         info: ModelInfo = value
@@ -103,7 +102,7 @@ class BenchDriver:
         run = StreamRun()
         started = time.perf_counter()
 
-        def on_tokens(text: str) -> None:
+        def on_tokens(_request: int, text: str) -> None:
             now = time.perf_counter()
             if not run.chunks:
                 run.first_at = now
@@ -117,7 +116,7 @@ class BenchDriver:
         try:
             a.generate(prompt, stop, sampling, chat_id)
             name, value = self._wait(
-                [("finished", a.finished), ("failed", a.failed), ("crashed", a.crashed)], timeout_s)
+                [("finished", a.done), ("failed", a.failed)], timeout_s)
         finally:
             self.meter.stop()
             a.tokens.disconnect(on_tokens)
@@ -134,7 +133,7 @@ class BenchDriver:
         return run
 
     def worker_rss_mb(self) -> float:
-        pid: int | None = getattr(self.adapter.client, "pid", None)  # a local worker process has one
+        pid: int | None = getattr(self.adapter.controller.engine, "pid", None)  # a local worker has one
         return psutil.Process(pid).memory_info().rss / 2**20 if pid else 0.0
 
     def close(self) -> None:
