@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,32 @@ def test_qt_in_the_core_breaks_the_contract(tmp_path: Path) -> None:
     result = _lint(tree)
     assert result.returncode != 0
     assert "Core never imports Qt BROKEN" in result.stdout
+
+
+# -- one way off the GUI thread ----------------------------------------------------------------
+UI = ROOT / "app" / "ui"
+WORKERS = UI / "workers.py"
+# A thread, a pool or a runnable started anywhere but app/ui/workers.py: a widget bringing its own way
+# of running work back (results not dropped when superseded, threads that hold the app open...).
+THREAD_STARTS = re.compile(r"threading\.Thread\b|\bThread\(|\bQThread\b|\bQThreadPool\b|\bQRunnable\b"
+                           r"|ThreadPoolExecutor|threading\.Timer\b|QtConcurrent")
+
+
+def own_threads(source: str) -> list[str]:
+    """The lines of ``source`` that start work off the GUI thread on their own."""
+    return [line.strip() for line in source.splitlines() if THREAD_STARTS.search(line)]
+
+
+def test_the_window_runs_work_off_the_gui_thread_only_through_workers_py() -> None:
+    found = {str(path.relative_to(ROOT)): lines for path in sorted(UI.rglob("*.py")) if path != WORKERS
+             if (lines := own_threads(path.read_text(encoding="utf-8")))}
+    assert found == {}, "use app.ui.workers (LatestWorker, create_worker) instead"
+
+
+def test_the_thread_scan_catches_each_way_back() -> None:
+    for line in ("threading.Thread(target=run, daemon=True).start()", "QThreadPool.globalInstance().start(f)",
+                 "self.thread = QThread()", "class Job(QRunnable):", "from threading import Thread; Thread(target=f)",
+                 "with ThreadPoolExecutor() as pool:", "class Poller(threading.Thread):"):
+        assert own_threads(line) == [line], line
+    assert own_threads("self.threads_box = QSpinBox()  # llama.cpp's threads\nevent = threading.Event()") == []
+    assert own_threads(WORKERS.read_text(encoding="utf-8"))  # the one place allowed: the scan sees it

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app import __version__
 from app.paths import AppDirs
+from app.ui.workers import Lane, create_worker
 
 
 def about_html(dirs: AppDirs, backend: str) -> str:
@@ -33,11 +34,14 @@ def about_html(dirs: AppDirs, backend: str) -> str:
 
 
 def show_about(parent: QWidget, dirs: AppDirs) -> QMessageBox:
+    """Open the box at once; the backend (which looks at llama.cpp's libraries and asks about GPUs) is
+    filled in when a worker has found it."""
     from app.engine.backend import backend_name
 
     box = QMessageBox(parent)
     box.setWindowTitle("About Hearth")
-    box.setText(about_html(dirs, backend_name()))
+    box.setText(about_html(dirs, "checking…"))
     box.setIconPixmap(parent.windowIcon().pixmap(64, 64))
     box.open()
+    create_worker(backend_name, lambda name: box.setText(about_html(dirs, name)), parent=box, lane=Lane.WAITS)
     return box

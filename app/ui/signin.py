@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +21,11 @@ from app.errors import HearthError
 from app.hub import account
 from app.hub.account import Account
 from app.ui.theme import SPACE_M, named
+from app.ui.workers import Lane, LatestWorker
 
 
 class AccountService(QObject):
-    """Checks and changes the Hugging Face account on worker threads; answers arrive as signals.
+    """Checks and changes the Hugging Face account off the GUI thread; answers arrive as signals.
 
     Signals:
         checked(object): the Account the token in use belongs to, or None when there is no token.
@@ -42,49 +42,40 @@ class AccountService(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.account: Account | None = None
-        self._generation = 0
+        # One worker for all three: a newer check, sign-in or sign-out supersedes an older one's answer.
+        self._worker: LatestWorker[tuple[Any, object]] = LatestWorker(self._answer, parent=self, lane=Lane.WAITS)
         self.checked.connect(self._remember)  # first, so later slots see the new account
         self.signed_in.connect(self._remember)
 
     def check(self) -> None:
         """Find out who is signed in (no network call when there is no token at all)."""
-        self._generation += 1
-        if not account.current_token():
-            self.checked.emit(None)
-            return
-        self._run(self._generation, account.signed_in, self.checked, self.check_failed)
+        self._run(account.signed_in, self.checked, self.check_failed)
 
     def sign_in(self, token: str) -> None:
-        self._generation += 1
-        self._run(self._generation, lambda: account.sign_in(token), self.signed_in, self.sign_in_failed)
+        self._run(lambda: account.sign_in(token), self.signed_in, self.sign_in_failed)
 
     def sign_out(self) -> None:
-        self._generation += 1
-        account.sign_out()
-        self.check()
+        account.sign_out()  # at once: the token is gone when the page says "Signed out"
+        self.check()  # HF_TOKEN may still be set
 
-    def _run(self, generation: int, work: Callable[[], Account | None], done: Any, failed: Any) -> None:
-        def run() -> None:
+    def _run(self, work: Callable[[], Account | None], done: Any, failed: Any) -> None:
+        def run() -> tuple[Any, object]:
             try:
-                result = work()
+                return done, work()
             except HearthError as exc:
-                self._emit(generation, failed, str(exc))
-                return
+                return failed, str(exc)
             except Exception as exc:  # never a traceback in the GUI
-                self._emit(generation, failed, f"{type(exc).__name__}: {exc}")
-                return
-            self._emit(generation, done, result)
+                return failed, f"{type(exc).__name__}: {exc}"
 
-        threading.Thread(target=run, name="hf-account", daemon=True).start()
+        self._worker.submit(run)
 
     def _remember(self, value: object) -> None:
         self.account = value if isinstance(value, Account) else None
 
-    def _emit(self, generation: int, signal: Any, value: object) -> None:
-        if generation != self._generation:
-            return  # a newer request superseded this one
-        with contextlib.suppress(RuntimeError):  # the page was closed meanwhile
-            signal.emit(value)
+    @staticmethod
+    def _answer(outcome: tuple[Any, object]) -> None:  # the GUI thread, the newest request only
+        signal, value = outcome
+        signal.emit(value)
 
 
 class SignInDialog(QDialog):

@@ -103,8 +103,8 @@ class Fault:
     ``seconds``), ``corrupt`` (flip the byte at offset ``after``), ``status`` (answer ``status``
     with ``error_code``), ``bandwidth`` (``rate`` bytes/s). ``times`` is how many requests it hits
     (None: all). ``path`` is a glob on the file path, or ``api/<route>`` for the API (where
-    ``stall`` hangs before answering and ``drop`` closes without answering); ``method`` limits it
-    to GET, HEAD or POST.
+    ``stall`` hangs before answering and ``drop`` closes without answering; on ``api/models``, the
+    search, ``stall`` answers once it has hung); ``method`` limits it to GET, HEAD or POST.
     """
 
     kind: str
@@ -287,6 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if "reset" in url.query:
                     self.server.reset_counts()
             elif url.path == "/api/models":
+                if fault := self.server.take_fault(self.command, "api/models", ("stall",)):
+                    self.server.release.wait(fault.seconds)  # a slow search: it answers, late
                 self._json(_list_models(self.server, url.query))
             elif url.path == "/api/whoami-v2":
                 self._whoami()

@@ -17,7 +17,7 @@ from app.ui.catalog.page import CatalogPage
 from app.ui.catalog.table_model import Column, Role
 from app.ui.context import AppContext
 from tests.engine.tiny_gguf import write_tiny_gguf
-from tests.hub.hub_server import HubServer
+from tests.hub.hub_server import Fault, HubServer
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -103,6 +103,30 @@ def test_search_the_hub_then_add_and_remove(qtbot: QtBot, context: AppContext, l
     assert all(page.tree.index(r, 0).data(Role.MODEL).id != "tiny-chat" for r in range(page.tree.rowCount()))
     selected = page.selected()
     assert selected is not None and not page.remove_button.isVisibleTo(page)
+
+
+def test_a_newer_search_drops_the_answer_of_an_older_one(qtbot: QtBot, context: AppContext, laptop: Hardware,
+                                                         hub: HubServer) -> None:
+    page = make_page(qtbot, context, laptop)
+    panel = page.hub_panel
+    hub.inject(Fault("stall", path="api/models", seconds=30))  # the first search hangs, then answers
+    panel.query.setText("gguf")
+    panel.start_search()
+    qtbot.waitUntil(lambda: any(path == "/api/models" for _, path, _ in hub.requests), timeout=10_000)
+    panel.query.setText("awq")  # Return pressed again while the first search still runs
+    with qtbot.waitSignal(panel.worker.searched, timeout=10_000):
+        panel.start_search()
+    assert [r.repo for r in panel.results.results] == ["someone/Tiny-Chat-AWQ"]
+    answers: list[list[object]] = []
+    panel.worker.searched.connect(answers.append)
+    stale = panel.worker._workers["search"]._finished  # every answer, the dropped ones too
+    with qtbot.waitSignal(stale, timeout=10_000, check_params_cb=lambda ticket, result, error: ticket == 1) as late:
+        hub.release.set()
+    assert late.args[1][1][0].repo == "someone/Tiny-Chat-GGUF"  # the first search did answer, late...
+    qtbot.wait(50)
+    assert answers == []  # ...and its answer was dropped
+    assert [r.repo for r in panel.results.results] == ["someone/Tiny-Chat-AWQ"]
+    assert panel.status.text().startswith("1 models found")
 
 
 def test_offline_search_says_so_in_one_line(qtbot: QtBot, context: AppContext, laptop: Hardware,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.modeltest import ModelTester
@@ -140,6 +142,29 @@ def test_installed_state_and_chat_button(qtbot: QtBot, context: AppContext, lapt
     assert blocker.args == [str(target)]
 
 
+def test_the_models_folder_is_scanned_off_the_gui_thread(qtbot: QtBot, context: AppContext, laptop: Hardware,
+                                                         smollm2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui.catalog import table_model
+
+    gui, threads = threading.get_ident(), set()
+    real = table_model.install_state
+
+    def recorded(models_dir: Path, variant: object) -> object:
+        threads.add(threading.get_ident())
+        return real(models_dir, variant)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(table_model, "install_state", recorded)
+    _, variant = context.catalog.variant("smollm2-135m-instruct:gguf:Q4_1")
+    target = variant_files(context.dirs.models, variant)[0]
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(smollm2, target)  # installed before the window opens
+    page = make_page(qtbot, context, laptop)
+    row = page.source.row_of(variant.id)
+    assert page.source.index(row, Column.STATUS).data() == ""  # the page is built without waiting for the disk
+    qtbot.waitUntil(lambda: page.source.index(row, Column.STATUS).data() == "Installed", timeout=10_000)
+    assert threads and gui not in threads
+
+
 def test_hardware_is_detected_off_the_gui_thread(qtbot: QtBot, context: AppContext,
                                                   monkeypatch: object) -> None:
     page = CatalogPage(context)
@@ -172,6 +197,7 @@ def test_about_box_names_version_backend_and_folders(qtbot: QtBot, context: AppC
     qtbot.mouseClick(window.about_button, Qt.MouseButton.LeftButton)
     box = window.findChild(QMessageBox)
     assert box is not None and box.isVisible()
+    qtbot.waitUntil(lambda: "checking" not in box.text(), timeout=10_000)  # the backend is found off the GUI thread
     text = box.text()
     assert "llama.cpp backend" in text and "CPU" in text
     assert str(context.dirs.models) in text and "0.1.0" in text

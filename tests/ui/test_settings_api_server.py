@@ -69,18 +69,37 @@ def test_an_added_endpoint_lists_its_models_and_keeps_its_key_private(
         section.add_button.click()
         qtbot.waitUntil(lambda: "401" in section.status.text(), timeout=20_000)
         assert EndpointStore().load() == []
+        assert section.empty_label.isVisible() and not section.list.isVisible()  # nothing added yet
+        assert "No remote endpoints yet" in section.empty_label.text()
+        assert "press Add" in section.empty_label.text()
         section.api_key.setText("sk-private")
         with qtbot.waitSignal(context.events.installed_changed, timeout=20_000):
             section.add_button.click()
         saved = EndpointStore().load()
         assert [(e.name, e.models, e.api_key) for e in saved] == [("box", ("SmolLM2-135M-Instruct.Q4_1",),
                                                                     "sk-private")]
+        assert section.list.isVisible() and not section.empty_label.isVisible()
         shown = section.list.item(0).text()
         assert "1 model" in shown and "key set" in shown and "sk-private" not in shown
         section.list.setCurrentRow(0)
         with qtbot.waitSignal(section.changed):
             section.remove_selected()
         assert EndpointStore().load() == []
+        assert section.empty_label.isVisible() and not section.list.isVisible()
         page.shutdown()
     finally:
         server.stop()
+
+
+def test_an_empty_endpoint_list_says_what_it_is_for_and_how_to_add_one(qtbot: QtBot, context: AppContext) -> None:
+    from app.remote.endpoints import Endpoint
+
+    page = make_page(qtbot, context)
+    section = page.endpoints
+    assert section.empty_label.isVisible() and not section.list.isVisible()
+    text = section.empty_label.text()
+    assert "No remote endpoints yet" in text and "chat with a server's models" in text and "press Add" in text
+    EndpointStore().add(Endpoint("studio", "http://studio.local:8080/v1", models=("qwen",)))
+    section.show_endpoints()
+    assert section.list.isVisible() and not section.empty_label.isVisible() and section.list.count() == 1
+    page.shutdown()

@@ -57,6 +57,23 @@ def test_added_machines_are_kept_in_the_users_settings(qtbot: QtBot, context: Ap
     assert section.endpoints() == ["10.0.0.7:50052"]
 
 
+def test_an_empty_list_says_what_remote_machines_are_for_and_how_to_add_one(qtbot: QtBot,
+                                                                            context: AppContext) -> None:
+    page = make_page(qtbot, context)
+    page.show()
+    section = page.remote_machines
+    assert section.empty_label.isVisible() and not section.list.isVisible()
+    text = section.empty_label.text()
+    assert "No remote machines yet" in text and "too big for this computer" in text
+    assert "hearth rpc-server" in text and "press Add" in text
+    section.address.setText("studio:50052")
+    section.add_button.click()
+    assert section.list.isVisible() and not section.empty_label.isVisible()
+    section.list.item(0).setSelected(True)
+    section.remove_button.click()
+    assert section.empty_label.isVisible() and not section.list.isVisible()
+
+
 @pytest.mark.slow
 def test_test_connection_shows_devices_and_free_memory_without_blocking(
     qtbot: QtBot, context: AppContext, qapp: QApplication

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,12 +152,20 @@ def _lm_studio(tmp_path: Path) -> tuple[Path, list[Path]]:
 
 
 def test_add_a_models_folder_registers_ggufs_in_place(qtbot: QtBot, page: DownloadsPage, context: AppContext,
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, made = _lm_studio(tmp_path)
     assert model_folders.suggested_folders(tmp_path) == [folder]
-    with qtbot.waitSignal(context.events.installed_changed, timeout=5_000):
-        found = page.add_models_folder(folder)
-    assert found == sorted(made)
+    searched_on: list[int] = []
+    real = model_folders.ggufs_in
+    monkeypatch.setattr(model_folders, "ggufs_in",
+                        lambda where: searched_on.append(threading.get_ident()) or real(where))
+    # The folder is searched off the GUI thread: what it holds arrives with folder_added.
+    with qtbot.waitSignal(context.events.installed_changed, timeout=5_000), \
+            qtbot.waitSignal(page.folder_added, timeout=5_000) as added:
+        page.add_models_folder(folder)
+    found = added.args[1]
+    assert added.args[0] == folder and found == sorted(made)
+    assert searched_on and threading.get_ident() not in searched_on  # the folder was searched off the GUI thread
     assert "also using 1 other folder" in page.subtitle.text()
     models = installed_models(context.catalog, context.dirs.models)
     assert {m.path for m in models} >= set(made)
@@ -169,19 +178,24 @@ def test_add_a_models_folder_registers_ggufs_in_place(qtbot: QtBot, page: Downlo
     assert model_folders.suggested_folders(tmp_path) == []  # registered: no longer suggested
 
 
-def test_import_in_place_uses_the_file_where_it_is(page: DownloadsPage, context: AppContext,
+def test_import_in_place_uses_the_file_where_it_is(qtbot: QtBot, page: DownloadsPage, context: AppContext,
                                                    tmp_path: Path) -> None:
     source = tmp_path / "Downloads" / "mine.Q4_0.gguf"
     source.parent.mkdir()
     source.write_bytes(gguf_payload(30_000, 60))
-    assert page.import_files([source], in_place=True) == []  # no queue job: nothing to copy
+    with qtbot.waitSignal(page.files_added, timeout=5_000) as added:  # each file is checked off the GUI thread
+        assert page.import_files([source], in_place=True) == []  # no queue job: nothing to copy
+    assert added.args == [[source]]
     assert page.model.rowCount() == 0
     assert model_folders.registered_models() == [source]
     models = installed_models(context.catalog, context.dirs.models)
     assert [m for m in models if m.path == source]
     wrong = tmp_path / "Downloads" / "fake.gguf"
     wrong.write_bytes(b"nope")
-    assert page.use_in_place([wrong]) == []
+    with qtbot.waitSignal(context.events.status_message, timeout=5_000) as said, \
+            qtbot.waitSignal(page.files_added, timeout=5_000) as refused:
+        page.use_in_place([wrong])
+    assert refused.args == [[]] and "is not a GGUF model file" in said.args[0]
     assert model_folders.registered_models() == [source]
     source.unlink()  # a vanished file simply drops out of the list
     assert not [m for m in installed_models(context.catalog, context.dirs.models) if m.path == source]

@@ -6,7 +6,7 @@ import threading
 
 from pytestqt.qtbot import QtBot
 
-from app.ui.workers import LatestWorker, create_worker
+from app.ui.workers import Lane, LatestWorker, Report, create_worker
 
 
 def test_only_the_newest_result_arrives_on_the_gui_thread(qtbot: QtBot) -> None:
@@ -49,3 +49,52 @@ def test_an_error_reaches_on_error_and_a_cancelled_result_nothing(qtbot: QtBot) 
     worker.cancel()
     qtbot.wait(200)
     assert results == []
+
+
+def test_progress_arrives_in_order_on_the_gui_thread_and_superseded_progress_is_dropped(qtbot: QtBot) -> None:
+    gui = threading.get_ident()
+    release_first = threading.Event()
+    progress: list[tuple[object, bool]] = []
+    results: list[str] = []
+
+    def first(report: Report) -> str:
+        report("first: started")
+        release_first.wait(10)
+        report("first: late")  # after the second request: dropped
+        return "first"
+
+    def second(report: Report) -> str:
+        for step in range(3):
+            report(step)
+        return "second"
+
+    worker: LatestWorker[str] = LatestWorker(results.append, lane=Lane.WAITS,
+                                             on_progress=lambda v: progress.append((v, threading.get_ident() == gui)))
+    worker.submit_reporting(first)
+    qtbot.waitUntil(lambda: bool(progress), timeout=5_000)
+    worker.submit_reporting(second)
+    qtbot.waitUntil(lambda: results == ["second"], timeout=5_000)
+    release_first.set()
+    qtbot.wait(200)
+    assert progress == [("first: started", True), (0, True), (1, True), (2, True)]
+    assert results == ["second"]
+
+
+def test_waiting_work_never_holds_up_a_folder_scan(qtbot: QtBot) -> None:
+    """Three requests stuck on the network (more than the file pool's threads) and a scan still runs."""
+    release = threading.Event()
+    names: list[str] = []
+
+    def stuck() -> None:
+        names.append(threading.current_thread().name)
+        release.wait(10)
+
+    try:
+        for _ in range(3):
+            create_worker(stuck, lambda _none: None, lane=Lane.WAITS)
+        scanned: list[int] = []
+        create_worker(lambda: 42, scanned.append)
+        qtbot.waitUntil(lambda: scanned == [42] and len(names) == 3, timeout=5_000)
+        assert all(n == "hearth-waits" for n in names)  # a thread each, none from the file pool
+    finally:
+        release.set()

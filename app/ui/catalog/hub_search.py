@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +22,15 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.hub.search import SearchResult
 from app.ui.theme import SPACE_S, named
+from app.ui.workers import Lane, LatestWorker
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 HEADERS = ("Repository", "Format", "Downloads", "Likes", "Updated")
 
 
 class HubWorker(QObject):
-    """Runs Hub searches and imports on worker threads; a newer search drops an older search's answer.
+    """Runs Hub searches and imports off the GUI thread; a newer search drops an older search's answer
+    (and a newer add or remove an older one's).
 
     Signals:
         searched(list): the SearchResults of the latest search.
@@ -46,7 +46,9 @@ class HubWorker(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._generations = {"search": 0, "add": 0, "remove": 0}
+        self._workers: dict[str, LatestWorker[tuple[Any, ...]]] = {
+            kind: LatestWorker(self._answer, parent=self, lane=Lane.WAITS) for kind in ("search", "add", "remove")
+        }
 
     def search(self, query: str, fmt: str | None) -> None:
         from app.hub.search import search_models
@@ -75,21 +77,20 @@ class HubWorker(QObject):
         self._run("remove", work)
 
     def _run(self, kind: str, work: Callable[[], tuple[Any, ...]]) -> None:
-        self._generations[kind] += 1
-        generation = self._generations[kind]
-
-        def thread() -> None:
+        def outcome() -> tuple[Any, ...]:
             try:
-                signal, *args = work()
+                return work()
             except HearthError as exc:
-                signal, args = self.failed, [str(exc)]
+                return self.failed, str(exc)
             except Exception as exc:  # never a traceback in the GUI
-                signal, args = self.failed, [f"{type(exc).__name__}: {exc}"]
-            if generation == self._generations[kind]:
-                with contextlib.suppress(RuntimeError):  # the page was closed meanwhile
-                    signal.emit(*args)
+                return self.failed, f"{type(exc).__name__}: {exc}"
 
-        threading.Thread(target=thread, name="hub-search", daemon=True).start()
+        self._workers[kind].submit(outcome)
+
+    @staticmethod
+    def _answer(outcome: tuple[Any, ...]) -> None:  # the GUI thread, the newest request of its kind
+        signal, *args = outcome
+        signal.emit(*args)
 
 
 def _count(n: int) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, QThreadPool, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,7 +33,7 @@ from app.ui.catalog.table_model import CatalogFilterProxy, CatalogTableModel, Co
 from app.ui.catalog.tree_model import CatalogTreeModel
 from app.ui.context import AppContext
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, SPACE_XL, Theme, icon, named
-from app.ui.workers import LatestWorker
+from app.ui.workers import Lane, LatestWorker, create_worker
 
 SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to 8 GB", 8),
                ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
@@ -43,7 +42,7 @@ FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert 
 
 
 class HardwareProbe(QObject):
-    """Detects RAM and GPUs on a pool thread (the first ggml device query loads llama.cpp: too slow for the GUI).
+    """Detects RAM and GPUs off the GUI thread (the GPUs are asked in a child process: too slow for the GUI).
 
     Signals:
         detected(Hardware): the machine's memory, delivered on the GUI thread.
@@ -52,12 +51,8 @@ class HardwareProbe(QObject):
     detected = Signal(object)
 
     def start(self) -> None:
-        QThreadPool.globalInstance().start(self._detect)
-
-    def _detect(self) -> None:
-        hardware = detect_hardware()
-        with contextlib.suppress(RuntimeError):  # the window was closed while the machine was asked
-            self.detected.emit(hardware)
+        # A closed window deletes the probe, and with it the worker: its answer goes nowhere.
+        create_worker(detect_hardware, self.detected.emit, parent=self, lane=Lane.WAITS)
 
 
 class CatalogPage(QWidget):
@@ -134,6 +129,7 @@ class CatalogPage(QWidget):
         self.probe = HardwareProbe(self)
         self.probe.detected.connect(self.set_hardware)
         self.probe.start()
+        self._installed_changed()  # the install states: the models folder is scanned off the GUI thread
         self._span_model_rows()
         if context.catalog.problems:  # a broken user catalogue: say so, the curated one still shows
             self.hub_panel.status.setText(context.catalog.problems[0])
@@ -288,6 +284,7 @@ class CatalogPage(QWidget):
         assert isinstance(catalog, Catalog)
         self.context.catalog = catalog
         self.source.set_catalog(catalog)
+        self._installed_changed()  # the new rows' install states
         if model_id:
             added = catalog.model(model_id)
             self.select_variant(added.variants[0].id)

@@ -77,22 +77,23 @@ class Row:
 
 
 class CatalogTableModel(QAbstractTableModel):
-    """One row per variant. Hardware arrives later (detected off the GUI thread)."""
+    """One row per variant. Hardware and install states arrive later (found off the GUI thread): run
+    ``scan_install_states()`` on a worker and hand its result to ``apply_install_states``."""
 
     def __init__(self, catalog: Catalog, models_dir: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._models_dir = models_dir
         self._rows = [Row(m, v) for m, v in catalog.variants()]
         self.hardware: Hardware | None = None
-        self.refresh_install_states()
 
     def set_catalog(self, catalog: Catalog) -> None:
-        """Show a reloaded catalogue (after an import or a removal), keeping the hardware verdicts."""
+        """Show a reloaded catalogue (after an import or a removal), keeping the hardware verdicts and the
+        install states known so far (a new model's come with the next ``scan_install_states``)."""
+        known = {row.variant.id: (row.state, row.conversion) for row in self._rows}
         self.beginResetModel()
         self._rows = [Row(m, v) for m, v in catalog.variants()]
         for row in self._rows:
-            row.state = install_state(self._models_dir, row.variant)
-            row.conversion = converted_model(self._models_dir, row.variant)
+            row.state, row.conversion = known.get(row.variant.id, (InstallState.NOT_INSTALLED, None))
             row.fit = assess(row.variant, self.hardware) if self.hardware else None
         self.endResetModel()
 
@@ -102,9 +103,6 @@ class CatalogTableModel(QAbstractTableModel):
         for row in self._rows:
             row.fit = assess(row.variant, hardware)
         self._column_changed(Column.FIT)
-
-    def refresh_install_states(self) -> None:
-        self.apply_install_states(self.scan_install_states()())
 
     def scan_install_states(self) -> Callable[[], list[tuple[str, InstallState, Any]]]:
         """A scan of the models folder to run off the GUI thread (it reads no Qt state)."""

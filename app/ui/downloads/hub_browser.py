@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +24,14 @@ from app.hub.listing import HubFile, RepoListing, list_branches, list_files
 from app.hub.plan import DownloadRequest
 from app.hub.refs import parse_repo_ref
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S, named
+from app.ui.workers import Lane, LatestWorker
 from app.units import human_size
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 class HubLookup(QObject):
-    """Fetches branches and file lists on a worker thread; results arrive as signals on the GUI thread.
+    """Fetches branches and file lists off the GUI thread; results arrive as signals on the GUI thread.
 
     Signals:
         listed(object, object): the list of Branch and the RepoListing of the chosen branch.
@@ -44,29 +43,26 @@ class HubLookup(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._generation = 0
+        self._worker: LatestWorker[tuple[Any, ...]] = LatestWorker(self._answer, parent=self, lane=Lane.WAITS)
 
     def start(self, repo: str, revision: str | None) -> None:
         """Look ``repo`` up; an older lookup still running is ignored when it answers."""
-        self._generation += 1
-        generation = self._generation
-
-        def work() -> None:
+        def work() -> tuple[Any, ...]:
             try:
                 branches = list_branches(repo)
                 chosen = revision or (branches[0].name if branches else "main")
-                self._emit(generation, self.listed, branches, list_files(repo, chosen))
+                return self.listed, branches, list_files(repo, chosen)
             except HearthError as exc:
-                self._emit(generation, self.failed, str(exc))
+                return self.failed, str(exc)
             except Exception as exc:  # never a traceback in the GUI
-                self._emit(generation, self.failed, f"could not list {repo}: {exc}")
+                return self.failed, f"could not list {repo}: {exc}"
 
-        threading.Thread(target=work, name="hub-lookup", daemon=True).start()
+        self._worker.submit(work)
 
-    def _emit(self, generation: int, signal: Any, *args: object) -> None:
-        if generation == self._generation:
-            with contextlib.suppress(RuntimeError):  # the page was closed meanwhile
-                signal.emit(*args)
+    @staticmethod
+    def _answer(outcome: tuple[Any, ...]) -> None:  # the GUI thread, the newest lookup only
+        signal, *args = outcome
+        signal.emit(*args)
 
 
 class HubFilesModel(QAbstractTableModel):

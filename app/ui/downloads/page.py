@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,6 +32,7 @@ from app.ui.downloads.hub_browser import HubBrowser
 from app.ui.downloads.model import DownloadListModel, chat_path
 from app.ui.signin import AccountService, SignInDialog
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_XL, Theme, named
+from app.ui.workers import create_worker
 from app.units import human_size
 
 EMPTY_TEXT = ("No downloads yet. Pick a model in the Catalogue, type any Hugging Face repo above, "
@@ -43,7 +44,14 @@ class DownloadsPage(QWidget):
 
     Listens to ``context.events.download_requested(variant_id)``; emits ``installed_changed()``
     when a download is verified and ``chat_requested(path)`` from a finished row's "Chat with it".
+
+    Signals:
+        folder_added(object, list): a models folder (Path) is registered; the GGUF files found in it.
+        files_added(list): the files (Paths) now used in place (none when every one was refused).
     """
+
+    folder_added = Signal(object, list)
+    files_added = Signal(list)
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
@@ -141,25 +149,40 @@ class DownloadsPage(QWidget):
     def import_files(self, paths: list[Path], in_place: bool = False) -> list[DownloadJob]:
         """Copy the files into the models folder (a queue job each), or use them where they are."""
         if in_place:
-            self.use_in_place(paths)
+            self.use_in_place(paths)  # no queue job: nothing to copy
             return []
         return [self.enqueue(DownloadRequest(repo="imported", revision="local", import_from=str(p),
                                              title=f"Import {p.name}")) for p in paths]
 
-    def use_in_place(self, paths: list[Path]) -> list[Path]:
-        """Register the files where they are (no copy); they appear in the chat's model list at once."""
-        added: list[Path] = []
-        for path in paths:
-            try:
-                added.append(model_folders.add_file(path))
-            except HearthError as exc:
-                self.context.events.status_message.emit(str(exc))
+    def use_in_place(self, paths: list[Path]) -> None:
+        """Register the files where they are (no copy; each is checked off the GUI thread); they appear in
+        the chat's model list once ``files_added`` is emitted."""
+        def register() -> tuple[list[Path], list[str]]:
+            added: list[Path] = []
+            problems: list[str] = []
+            for path in paths:
+                try:
+                    added.append(model_folders.add_file(path))
+                except HearthError as exc:
+                    problems.append(str(exc))
+            return added, problems
+
+        create_worker(register, self._files_registered, self._registry_failed, parent=self)
+
+    def _files_registered(self, outcome: tuple[list[Path], list[str]]) -> None:
+        added, problems = outcome
+        for problem in problems:
+            self.context.events.status_message.emit(problem)
         if added:
             self.context.events.installed_changed.emit()
             names = ", ".join(p.name for p in added)
             self.context.events.status_message.emit(f"Using {names} where it is (nothing was copied)")
         self._update_counts()
-        return added
+        self.files_added.emit(added)
+
+    def _registry_failed(self, exc: Exception) -> None:
+        """The list of folders and files could not be saved (a full disk, a read-only config folder)."""
+        self.context.events.status_message.emit(f"Could not save the list of models used in place: {exc}")
 
     def ask_in_place(self, paths: list[Path]) -> bool | None:
         """Ask whether to use the files in place or copy them; None when the user cancels."""
@@ -190,26 +213,32 @@ class DownloadsPage(QWidget):
             self.import_files(paths, in_place=choice)
 
     # -- other apps' folders -------------------------------------------------
-    def add_models_folder(self, folder: Path | None = None) -> list[Path]:
-        """Register a folder of GGUF files in place (asks for it when none is given); returns what it holds."""
+    def add_models_folder(self, folder: Path | None = None) -> None:
+        """Register a folder of GGUF files in place (asks for it when none is given); it is searched off the
+        GUI thread, and ``folder_added`` says what it holds."""
         if folder is None:
             suggestions = model_folders.suggested_folders()
             start = suggestions[0] if suggestions else Path.home()
             chosen = QFileDialog.getExistingDirectory(self, "Add a models folder (LM Studio, Jan, any folder)",
                                                       str(start))
             if not chosen:
-                return []
+                return
             folder = Path(chosen)
-        try:
-            found = model_folders.add_folder(folder)
-        except HearthError as exc:
-            self.context.events.status_message.emit(str(exc))
-            return []
+        self.context.events.status_message.emit(f"Looking for GGUF models in {folder}…")
+        target: Path = folder
+        create_worker(lambda: model_folders.add_folder(target), lambda found: self._folder_searched(target, found),
+                      self._folder_failed, parent=self)
+
+    def _folder_searched(self, folder: Path, found: list[Path]) -> None:
         self.context.events.installed_changed.emit()
         self.context.events.status_message.emit(
             f"Added {folder}: {len(found)} GGUF model{'s' if len(found) != 1 else ''} found, used where they are")
         self._update_counts()
-        return found
+        self.folder_added.emit(folder, found)
+
+    def _folder_failed(self, exc: Exception) -> None:
+        self.context.events.status_message.emit(str(exc) if isinstance(exc, HearthError)
+                                                else f"Could not add the folder: {exc}")
 
     # -- signing in -----------------------------------------------------------
     def show_sign_in(self, reason: str = "") -> SignInDialog:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -25,6 +23,7 @@ from app.server.runner import exposure_warning
 from app.server.service import ApiService, ApiSettings, load_api_settings, save_api_settings
 from app.ui.settings.section import section_layout
 from app.ui.theme import named
+from app.ui.workers import Lane, create_worker
 
 INTRO = ("Let other programs (editors, Open WebUI, scripts) use your installed models through an "
          "OpenAI-compatible API. Requests take turns; a model loads when a request names it.")
@@ -38,9 +37,7 @@ class ApiServerSection(QFrame):
     """
 
     state_changed = Signal(bool)
-    _started = Signal(str)
-    _start_failed = Signal(str)
-    _logged = Signal(object)
+    _logged = Signal(object)  # a request served, from the server's thread
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,8 +84,6 @@ class ApiServerSection(QFrame):
 
         self.switch.toggled.connect(self._switched)
         self.copy_button.clicked.connect(self.copy_address)
-        self._started.connect(self._on_started)
-        self._start_failed.connect(self._on_failed)
         self._logged.connect(self._on_record)
 
     # ---- switching ----------------------------------------------------------------------
@@ -129,22 +124,18 @@ class ApiServerSection(QFrame):
         for field in (self.host, self.port, self.api_key):
             field.setEnabled(False)
         self.address.setText("Starting...")
-
-        def start() -> None:
-            try:
-                self._started.emit(self.service.start(host, port, key or None))
-            except HearthError as exc:
-                self._start_failed.emit(str(exc))
-            except Exception as exc:  # a surprise must not take the window down
-                self._start_failed.emit(f"the API server did not start: {exc}")
-
-        threading.Thread(target=start, name="api-start", daemon=True).start()
+        create_worker(lambda: self.service.start(host, port, key or None), self._on_started, self._start_error,
+                      parent=self, lane=Lane.WAITS)
 
     def _on_started(self, url: str) -> None:
         self.switch.setEnabled(True)
         self.address.setText(url)
         self.copy_button.setEnabled(True)
         self.state_changed.emit(True)
+
+    def _start_error(self, exc: Exception) -> None:
+        # A surprise must not take the window down: it is said in the address line like any failure.
+        self._on_failed(str(exc) if isinstance(exc, HearthError) else f"the API server did not start: {exc}")
 
     def _on_failed(self, message: str) -> None:
         self.switch.setEnabled(True)
@@ -155,12 +146,9 @@ class ApiServerSection(QFrame):
     def _stop(self) -> None:
         self.switch.setEnabled(False)
         self.address.setText("Stopping...")
-
-        def stop() -> None:
-            self.service.stop()
-            self._start_failed.emit("Not serving")
-
-        threading.Thread(target=stop, name="api-stop", daemon=True).start()
+        create_worker(self.service.stop, lambda _none: self._on_failed("Not serving"),
+                      lambda exc: self._on_failed(f"the API server did not stop cleanly: {exc}"),
+                      parent=self, lane=Lane.WAITS)
         self.copy_button.setEnabled(False)
         self.state_changed.emit(False)
 

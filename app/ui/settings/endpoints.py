@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
@@ -19,8 +18,11 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.remote.endpoints import Endpoint, EndpointStore, checked_url
 from app.remote.engine import RemoteEngine
-from app.ui.settings.section import section_layout, status_label
+from app.ui.settings.section import empty_state, section_layout, status_label
+from app.ui.workers import Lane, create_worker
 
+EMPTY_TEXT = ("No remote endpoints yet. To chat with a server's models here, give it a name and its "
+              "address above (its OpenAI-compatible URL, e.g. http://studio.local:8080/v1) and press Add.")
 INTRO = ("Chat with models on another machine: any server that speaks OpenAI's API (vLLM, TGI, "
          "llama-server, Ollama, LM Studio, another Hearth). Its models appear in the chat's model "
          "picker as \"remote: NAME\". The key is kept in your settings and never shown.")
@@ -34,8 +36,6 @@ class EndpointsSection(QFrame):
     """
 
     changed = Signal()
-    _listed = Signal(object)
-    _failed = Signal(str)
 
     def __init__(self, store: EndpointStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +53,7 @@ class EndpointsSection(QFrame):
         self.remove_button = QPushButton("Remove")
         self.list = QListWidget()
         self.list.setMaximumHeight(160)
+        self.empty_label = empty_state(EMPTY_TEXT)
         self.status = status_label()
 
         layout = section_layout(self, "Remote endpoints", INTRO)
@@ -63,6 +64,7 @@ class EndpointsSection(QFrame):
         row.addWidget(self.add_button)
         layout.addLayout(row)
         layout.addWidget(self.list)
+        layout.addWidget(self.empty_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.refresh_button)
         buttons.addWidget(self.remove_button)
@@ -73,8 +75,6 @@ class EndpointsSection(QFrame):
         self.add_button.clicked.connect(self.add)
         self.refresh_button.clicked.connect(self.refresh_selected)
         self.remove_button.clicked.connect(self.remove_selected)
-        self._listed.connect(self._on_listed)
-        self._failed.connect(self._on_failed)
         self.show_endpoints()
 
     def show_endpoints(self) -> None:
@@ -87,6 +87,9 @@ class EndpointsSection(QFrame):
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, endpoint.name)
             self.list.addItem(item)
+        empty = self.list.count() == 0
+        self.list.setVisible(not empty)
+        self.empty_label.setVisible(empty)
 
     def add(self) -> None:
         name, url = self.name.text().strip(), self.url.text().strip()
@@ -116,16 +119,15 @@ class EndpointsSection(QFrame):
         self.add_button.setEnabled(False)
         self.status.setText(f"Asking {endpoint.base_url} for its models...")
 
-        def ask() -> None:
+        def ask() -> Endpoint:
             engine = RemoteEngine(endpoint, connect_timeout=5, read_timeout=15)
             try:
-                self._listed.emit(replace(endpoint, models=tuple(engine.list_models())))
-            except HearthError as exc:
-                self._failed.emit(str(exc))
+                return replace(endpoint, models=tuple(engine.list_models()))
             finally:
                 engine.close()
 
-        threading.Thread(target=ask, name="endpoint-models", daemon=True).start()
+        # One request each (an add and a refresh both count): nothing supersedes it.
+        create_worker(ask, self._on_listed, self._on_error, parent=self, lane=Lane.WAITS)
 
     def _on_listed(self, endpoint: Endpoint) -> None:
         self.add_button.setEnabled(True)
@@ -136,6 +138,9 @@ class EndpointsSection(QFrame):
         self.status.setText(f"{endpoint.name}: {len(endpoint.models)} models.")
         self.show_endpoints()
         self.changed.emit()
+
+    def _on_error(self, exc: Exception) -> None:
+        self._on_failed(str(exc) if isinstance(exc, HearthError) else f"{type(exc).__name__}: {exc}")
 
     def _on_failed(self, message: str) -> None:
         self.add_button.setEnabled(True)

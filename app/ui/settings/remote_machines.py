@@ -25,9 +25,12 @@ from app.engine.rpc import (
     save_remote_settings,
 )
 from app.ui.settings.remote_tester import RemoteTester
-from app.ui.settings.section import section_layout, status_label
+from app.ui.settings.section import empty_state, section_layout, status_label
 from app.ui.theme import SPACE_XS, named
 
+EMPTY_TEXT = ("No remote machines yet. To load models too big for this computer, run "
+              "<code>hearth rpc-server</code> on one with memory to spare, then type its host:port above "
+              "and press Add.")
 INTRO = ("Spread a model that is too big for this computer over other machines running "
          "<code>hearth rpc-server</code>. Their memory counts when a model is loaded; the layers "
          "go to each in proportion to its free memory. The connection is not encrypted or "
@@ -56,6 +59,7 @@ class RemoteMachinesSection(QFrame):
         self.list.setMinimumHeight(72)
         self.list.setMaximumHeight(180)
         self.list.setSpacing(SPACE_XS)
+        self.empty_label = empty_state(EMPTY_TEXT)
         self.status = status_label()
 
         layout = section_layout(self, "Remote machines", INTRO)
@@ -65,6 +69,7 @@ class RemoteMachinesSection(QFrame):
         row.addWidget(self.add_button)
         layout.addLayout(row)
         layout.addWidget(self.list)
+        layout.addWidget(self.empty_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.remove_button)
@@ -137,6 +142,9 @@ class RemoteMachinesSection(QFrame):
     def _update_buttons(self) -> None:
         self.remove_button.setEnabled(bool(self.list.selectedItems()))
         self.test_button.setEnabled(self.list.count() > 0)
+        empty = self.list.count() == 0
+        self.list.setVisible(not empty)
+        self.empty_label.setVisible(empty)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)

@@ -26,3 +26,11 @@ def status_label() -> QLabel:
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
+
+
+def empty_state(text: str) -> QLabel:
+    """The line a section's list shows while it is empty: what the list is for and how to add to it."""
+    label = named(QLabel(text), "EmptyState")
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label
