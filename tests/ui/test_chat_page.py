@@ -33,6 +33,7 @@ def make_page(qtbot: QtBot, context: AppContext) -> ChatPage:
     qtbot.addWidget(page)
     page.resize(1100, 760)
     page.show()
+    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
     return page
 
 
@@ -462,3 +463,44 @@ def test_the_page_talks_through_the_process_s_one_engine_controller(
     page.shutdown()
     assert not controller.started
     context.services.shutdown()
+
+
+@pytest.mark.slow
+def test_the_models_folder_is_scanned_off_the_gui_thread_and_a_message_waits_for_it(
+    qtbot: QtBot, context: AppContext, smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page shows at once; the scan runs on a worker thread; a message typed meanwhile is sent
+    when the models are known (no false "no model installed")."""
+    import threading
+
+    import app.ui.chat.chat_models as chat_models
+
+    starter = install_starter(context, smollm2)
+    scanned_on: list[threading.Thread] = []
+    gate = threading.Event()
+    real_scan = chat_models.installed_models
+
+    def slow_scan(*args: object) -> list[chat_models.InstalledModel]:
+        scanned_on.append(threading.current_thread())
+        gate.wait(10)  # a slow disk
+        return real_scan(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chat_models, "installed_models", slow_scan)
+    page = ChatPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    assert page.models.scanning and page.model_bar.current_path() is None
+    assert page.model_bar.picker.currentText() == "Looking for models…"
+    page.settings.spins["max_tokens"].setValue(4)
+    page.send("Hello?")
+    assert not page.banner.isVisible() and page.chat is None, "the message waits for the scan"
+    gate.set()
+    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)
+    assert scanned_on and scanned_on[0] is not threading.main_thread()
+    assert page.model_bar.current_path() == str(starter)
+    qtbot.waitUntil(lambda: page.chat is not None and not page.generating and page.messages.rowCount() == 2,
+                    timeout=120_000)
+    assert page.chat is not None
+    first = page.store.messages(page.chat.id)[0]
+    assert (first.role, first.content) == ("user", "Hello?")
+    page.shutdown()

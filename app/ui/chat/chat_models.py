@@ -1,5 +1,5 @@
 """The chat page's models: the list the model bar offers (scanned off the GUI thread), each model's prompt
-format (read ahead off the GUI thread), loading one, and a message that waits for its model to load."""
+format (read ahead off the GUI thread), loading one, and a message that waits for the scan or the load."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ChatModels(QObject):
     Signals:
         error(str): something the user must be told (a file that cannot be read or loaded).
         ready(): the model asked for is loaded (the page hides an old error).
-        send(str): a message that waited for its model to load can be sent now.
+        send(str): a message that waited for the model list or for its model to load can be sent now.
         unsent(str): the load failed; the message that waited goes back to the composer.
     """
 
@@ -44,37 +44,62 @@ class ChatModels(QObject):
         # Model files opened from elsewhere (a file association, "Open with"): offered this session.
         self._opened: list[InstalledModel] = []
         self._waiting: str | None = None  # a message sent before its model was loaded
-        self._scan: LatestWorker[list[InstalledModel]] = LatestWorker(self.refresh, parent=self)
+        self._after_scan: str | None = None  # a message sent before the first scan reported
+        self._scanned = False
+        self._scan: LatestWorker[list[InstalledModel]] = LatestWorker(self._show, parent=self)
         self._reader: LatestWorker[tuple[str, ChatFormat | None]] = LatestWorker(self._format_read, parent=self)
+        self.rescan()
         engine.loaded.connect(self._loaded)
         engine.load_failed.connect(self._load_failed)
         engine.unloaded.connect(self._unloaded)
 
     # -- the list ---------------------------------------------------------------------------
 
-    def rescan(self) -> None:
-        """The models folder changed: scan it off the GUI thread; a newer change supersedes the scan."""
-        catalog, models_dir = self.context.catalog, self.context.dirs.models
-        self._scan.submit(lambda: installed_models(catalog, models_dir))
+    @property
+    def scanning(self) -> bool:
+        """Whether a scan of the models folder has not reported yet."""
+        return self._scan.busy
 
-    def refresh(self, models: list[InstalledModel] | None = None) -> None:
-        """Show the installed models (``models``: a scan already made; else scanned now)."""
-        if models is None:
-            models = installed_models(self.context.catalog, self.context.dirs.models)
+    def rescan(self) -> None:
+        """Scan the models folder (and the endpoints' lists) off the GUI thread; a newer scan supersedes it."""
+        catalog, models_dir = self.context.catalog, self.context.dirs.models
+        if not self._scanned:
+            self.bar.show_scanning()
+        self._scan.submit(lambda: [*installed_models(catalog, models_dir), *remote_models()])
+
+    def _show(self, models: list[InstalledModel]) -> None:
+        """The scan reported: the bar and the welcome list these models (plus files opened this session)."""
+        self._scanned = True
         known = {m.path.resolve() for m in models}
-        models += [m for m in self._opened if m.path.resolve() not in known]
-        models += remote_models()
+        models = [*models, *(m for m in self._opened if m.path.resolve() not in known)]
         self.bar.set_models(models, self.bar.current_path())
         self.read_ahead(self.bar.current_path())
         starter = self.context.catalog.starter()
         self.welcome.set_models([m.name for m in models], starter.name if starter else None)
+        text, self._after_scan = self._after_scan, None
+        if text is not None:
+            self.send.emit(text)
 
-    def open_file(self, path: str) -> None:
-        """Offer a model file opened from outside the models folder for the rest of the session."""
+    def send_after_scan(self, text: str) -> None:
+        """Keep ``text`` until the models are known (the page sends it then, or says none is installed)."""
+        self._after_scan = text
+
+    def offer(self, path: str) -> bool:
+        """Select ``path`` in the bar, listing it at once if the last scan has not seen it yet (a file
+        just downloaded, or opened from elsewhere); False when it is no model file Hearth can run."""
         file = Path(path)
-        if file.suffix.lower() == ".gguf" and file.is_file() and self.context.dirs.models not in file.parents:
-            self._opened.append(InstalledModel(file, file.stem, "opened file"))
-        self.refresh()
+        if self.bar.select(path):
+            return True
+        if parse_remote_path(path) is not None or file.suffix.lower() != ".gguf" or not file.is_file():
+            return False
+        if self.context.dirs.models not in file.parents:
+            entry = InstalledModel(file, file.stem, "opened file")  # offered for the rest of the session
+            self._opened.append(entry)
+        else:
+            entry = InstalledModel(file, file.stem, "")  # named properly by the scan that follows
+        self.bar.set_models([*self.bar.models(), entry], path)
+        self.rescan()
+        return self.bar.select(path)
 
     # -- prompt formats ---------------------------------------------------------------------
 

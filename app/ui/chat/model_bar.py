@@ -110,6 +110,16 @@ class ModelBar(QFrame):
             self.select(current)
         self._update_button()
 
+    def show_scanning(self) -> None:
+        """Before the first scan of the models folder reports."""
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        self._models = []
+        self.picker.addItem("Looking for models…", "")
+        self.picker.setEnabled(False)
+        self.picker.blockSignals(False)
+        self._update_button()
+
     def models(self) -> list[InstalledModel]:
         return list(self._models)
 

@@ -105,7 +105,6 @@ class ChatPage(QWidget):
         self.models = ChatModels(context, self.engine, self.model_bar, self.welcome, self)
         self.stream = ReplyStream(self.engine, self.messages, self.view, self)
         self._wire()
-        self.refresh_models()
         self.new_chat()
         latest = self.store.list_chats(limit=1)
         if latest:
@@ -162,8 +161,8 @@ class ChatPage(QWidget):
     # -- models -----------------------------------------------------------------------------
 
     def refresh_models(self) -> None:
-        """Show the installed models (scanned now)."""
-        self.models.refresh()
+        """Scan the models folder again (off the GUI thread); the bar and the welcome follow."""
+        self.models.rescan()
 
     def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
         return self.models.chat_format(path, quiet=quiet)
@@ -189,9 +188,8 @@ class ChatPage(QWidget):
     def chat_with(self, path: str) -> None:
         """Another page asked to chat with this model file: a new chat, model loaded."""
         self.context.events.navigate.emit("chat")
-        self.models.open_file(path)
         self.new_chat()
-        if self.model_bar.select(path):
+        if self.models.offer(path):
             self.load_model(path)
         else:
             self.show_error(f"{path} is not an installed model Hearth can run")
@@ -329,6 +327,9 @@ class ChatPage(QWidget):
         if self.generating or not text.strip():
             return
         path = self.model_bar.current_path()
+        if path is None and self.models.scanning:
+            self.models.send_after_scan(text)  # the models folder is still being scanned
+            return
         if path is None:
             self.show_error("No model is installed yet: install the starter model with "
                             "`hearth starter`, or download one from the Catalogue.")
