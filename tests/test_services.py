@@ -27,3 +27,18 @@ def test_a_damaged_chat_store_is_explained_and_left_alone() -> None:
     assert services.chat_store_problem is not None and "not saved" in services.chat_store_problem
     assert dirs.chats_db.read_bytes() == b"not a database " * 100
     services.shutdown()
+
+
+def test_one_engine_per_process_started_on_first_use_and_ended_at_shutdown() -> None:
+    import psutil
+
+    services = AppServices.start(app_dirs())
+    controller = services.engine
+    assert not controller.started, "no worker process before a model is loaded"
+    pid = getattr(controller.engine, "pid", None)  # first use: the local llama.cpp worker starts
+    assert controller.started and controller.kind is None and pid is not None
+    assert services.engine is controller, "the one controller of this process"
+    worker = psutil.Process(pid)
+    services.shutdown()
+    assert not controller.started
+    worker.wait(timeout=10)  # the worker process ends with the services (TimeoutExpired if it lingers)
