@@ -88,10 +88,10 @@ def _converted_note(variant: Variant, converted: ConvertedSize | None) -> str:
     """What the estimate is of: the converted GGUF, when it differs from the branch."""
     if converted is None:
         return ""
-    kind = converted.type_label if converted.exact else f"{converted.type_label} (whichever measures best)"
-    note = f"; sized as the {kind} GGUF Hearth converts it to, about {converted.size_bytes / GB:.1f} GB"
+    kind = converted.type_label if converted.exact else f"{converted.type_label} (the best measured)"
+    note = f"; sized as the GGUF Hearth converts it to: {kind}, about {converted.size_bytes / GB:.1f} GB"
     if converted.exact and variant.bits < 4:
-        note += (f" against the branch's {variant.size_bytes / GB:.1f} GB ({variant.bits}-bit weights in "
+        note += (f", against the branch's {variant.size_bytes / GB:.1f} GB ({variant.bits}-bit weights in "
                  f"4-bit blocks: llama.cpp has no exact {variant.bits}-bit type)")
     return note
 

@@ -59,7 +59,7 @@ def test_an_exact_three_bit_branch_is_judged_as_the_larger_gguf_it_converts_to()
     # 48 GB of RAM: the download would fit comfortably; the 39.6 GB GGUF fills memory.
     report = assess(three, describe("ram=48GB"), parameters=model.parameters)
     assert report.fit is Fit.TIGHT and report.need_bytes == memory_needed(three, model.parameters)
-    assert "sized as the Q4_0 GGUF Hearth converts it to, about 39.6 GB against the branch's 28.0 GB" in report.reason
+    assert "sized as the GGUF Hearth converts it to: Q4_0, about 39.6 GB, against the branch's 28.0 GB" in report.reason
     assert "3-bit weights in 4-bit blocks" in report.reason
     assert assess(three, describe("ram=40GB"), parameters=model.parameters).fit is Fit.NO
     # On a GPU the converted file is what must fit in VRAM too.
@@ -73,4 +73,5 @@ def test_a_branch_requantised_by_measurement_is_sized_as_its_widest_candidate() 
     assert not converted.exact and converted.type_label == "Q3_K_M, Q3_K_S or Q3_K_L"
     assert converted.size_bytes == int(model.parameters * 4.27 / 8)  # Q3_K_L, as the converter's plan estimates
     reason = assess(act, describe("ram=64GB"), parameters=model.parameters).reason
-    assert "sized as the Q3_K_M, Q3_K_S or Q3_K_L (whichever measures best) GGUF" in reason
+    assert "sized as the GGUF Hearth converts it to: Q3_K_M, Q3_K_S or Q3_K_L (the best measured), about 36.8 GB" \
+        in reason
