@@ -106,7 +106,6 @@ class ChatPage(QWidget):
         self.sidebar.new_chat_requested.connect(self.new_chat)
         self.sidebar.delete_requested.connect(self.delete_chat)
         self.sidebar.chat_restored.connect(self.open_chat)
-        self.sidebar.model.renamed.connect(lambda *_: None)
         self.model_bar.load_requested.connect(self.load_model)
         self.model_bar.unload_requested.connect(self.engine.unload)
         self.banner.remedy_chosen.connect(self.apply_remedy)
