@@ -129,7 +129,12 @@ class EngineClient:
 
     def _start(self) -> WorkerProcess:
         """A fresh worker, made current before its threads run (the caller holds the lock)."""
-        process = WorkerProcess(self._arrived, self._worker_died)
+        try:
+            process = WorkerProcess(self._arrived, self._worker_died)
+        except OSError as exc:  # no memory or processes left to start one, or Python is gone
+            self._process = None
+            raise EngineError(f"Hearth could not start its model engine ({exc}): close some programs "
+                              "and load the model again", "load") from exc
         self._process = process
         process.start()
         return process
@@ -173,10 +178,18 @@ class EngineClient:
             self._pending.clear()  # lost with the worker
             self._failed_starts = 0 if dead.ready else self._failed_starts + 1
             gave_up = self._failed_starts >= MAX_FAILED_STARTS
+            not_restarted = ""
             if gave_up:
                 self._process = None  # no restart loop: the next load starts one
             else:
-                self._start()
+                try:
+                    self._start()
+                except EngineError as exc:  # said in the Crashed below; the next load tries again
+                    not_restarted = str(exc)
+        if not_restarted:
+            self._deliver(Crashed(f"The model engine stopped unexpectedly ({_signal_name(code)}). "
+                                  f"{not_restarted}.", code))
+            return
         if remote and not gave_up:
             self._deliver(Crashed(remote, code))
             return

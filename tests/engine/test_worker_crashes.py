@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -171,6 +172,23 @@ def test_a_worker_that_cannot_start_is_not_restarted_forever(
         with pytest.raises(EngineError, match="did not answer"):
             client.next_event(1.0)  # no restart loop
         monkeypatch.delenv("PYTHONPATH")  # the install is mended: the next load starts a worker
+        still_serves(client, good)
+
+
+def test_a_restart_that_cannot_start_a_process_says_so(good: LoadSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with EngineClient() as client:
+        client.load_model(good, timeout=60)
+        python = sys.executable
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python3")  # the restart's Popen fails
+        kill(client.pid)
+        crashed = wait_for(client, Crashed)[-1]
+        assert isinstance(crashed, Crashed)
+        assert "(SIGKILL). Hearth could not start its model engine" in crashed.message
+        assert "load the model again" in crashed.message
+        assert client.pid is None
+        with pytest.raises(EngineError, match="could not start its model engine"):
+            client.load(good)  # still no Python to run: said at once, not a silent wait
+        monkeypatch.setattr(sys, "executable", python)
         still_serves(client, good)
 
 
