@@ -235,19 +235,24 @@ class EngineClient:
             process.send(command)  # under the lock: answers come back in the order of _pending
 
     def restart(self) -> None:
-        """Kill the worker as it is (stuck, or busy with what is no longer wanted) and start an empty one."""
+        """Kill the worker as it is (stuck, or busy with what is no longer wanted) and start an empty one.
+
+        The old one is gone first (its memory freed); raise EngineError if no new one can start.
+        """
         with self._lock:
             if self._closed:
                 return
-            old = self._process
+            old, self._process = self._process, None
             if old is not None:
                 old.closing = True
             self.model = None
             self.rpc = ()
             self._pending.clear()
-            self._start()
         if old is not None:
             old.terminate(timeout=1.0, graceful=False)
+        with self._lock:
+            if not self._closed and self._process is None:
+                self._start()
 
     # ---- commands ---------------------------------------------------------------------
 
