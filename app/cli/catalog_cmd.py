@@ -72,7 +72,7 @@ def select(catalog: Catalog, args: argparse.Namespace, hw: Hardware) -> list[tup
         variants = [
             v for v in model.variants
             if (not args.format or v.format == args.format)
-            and (not args.fits or assess(v, hw).fit is not Fit.NO)
+            and (not args.fits or assess(v, hw, parameters=model.parameters).fit is not Fit.NO)
         ]
         if variants:
             chosen.append((model, variants))
@@ -114,7 +114,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def _model_json(model: Model, variants: list[Variant], hw: Hardware) -> dict[str, Any]:
-    return {**model.to_json(), "variants": [_variant_json(v, hw) for v in variants]}
+    return {**model.to_json(), "variants": [_variant_json(v, hw, model.parameters) for v in variants]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for model, variants in chosen:
         for v in variants:
-            report = assess(v, hw)
+            report = assess(v, hw, parameters=model.parameters)
             rows.append([
                 model.id,
                 v.format.upper(),
@@ -160,6 +160,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _variant_json(variant: Variant, hw: Hardware) -> dict[str, Any]:
-    report = assess(variant, hw)
+def _variant_json(variant: Variant, hw: Hardware, parameters: int) -> dict[str, Any]:
+    report = assess(variant, hw, parameters=parameters)
     return {**variant.to_json(), "fit": report.fit.value, "memory_needed_bytes": report.need_bytes}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import gguf
 import numpy as np
 
+from app.catalog.converted_size import BITS_PER_WEIGHT, CANDIDATES_FOR_BITS, DEFAULT_TYPE_FOR_BITS
 from app.convert.checkpoint import GptqBranch
 from app.convert.errors import ConvertError
 from app.convert.exact import ExactFit, fit_parts
@@ -21,20 +22,8 @@ from app.convert.writer import nbytes
 
 Q = gguf.GGMLQuantizationType
 OUTPUT_TYPES = tuple(FTYPES)
-# Used when nothing is measured (quality step off) and as the smaller alternative to an exact 3-bit file.
-DEFAULT_TYPE_FOR_BITS = {2: "q3_k_m", 3: "q3_k_m", 4: "q4_k_m", 8: "q8_0"}
-# The types of each size class that a branch without an exact form is requantised to and measured.
-CANDIDATES_FOR_BITS: dict[int, tuple[str, ...]] = {
-    2: ("q3_k_m", "q3_k_s", "q3_k_l"), 3: ("q3_k_m", "q3_k_s", "q3_k_l"),
-    4: ("q4_k_m", "q4_k_s", "iq4_nl"), 8: ("q8_0",),
-}
-# Approximate bits per weight of llama.cpp's types on llama models (its quantizer keeps some tensors
-# higher in the K-quant mixes), for size estimates before converting.
-BITS_PER_WEIGHT = {
-    "f16": 16.0, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.7, "q5_k_s": 5.54, "q5_1": 6.0, "q5_0": 5.5,
-    "q4_k_m": 4.85, "q4_k_s": 4.58, "q4_1": 5.0, "q4_0": 4.5, "iq4_nl": 4.5, "iq4_xs": 4.25,
-    "q3_k_l": 4.27, "q3_k_m": 3.91, "q3_k_s": 3.5, "q2_k": 3.35,
-}
+# The type tables (default, candidates, bits per weight) are the catalogue's too: it sizes a branch before
+# it is downloaded (app.catalog.converted_size).
 EXACT_TYPES = {Q.Q4_0: "q4_0", Q.Q4_1: "q4_1", Q.Q8_0: "q8_0"}
 EXACT_MODE = "exact GPTQ weights"
 

@@ -226,6 +226,36 @@ def probe_all(endpoints: Sequence[RpcEndpoint], timeout: float = 5.0) -> list[Re
     return [probe(ep, timeout) for ep in endpoints]
 
 
+@dataclass(frozen=True)
+class RemoteSurvey:
+    """What the machines said when asked: those that answered, and why each other one could not."""
+
+    machines: tuple[RemoteMachine, ...] = ()
+    failures: tuple[RpcError, ...] = ()
+
+    @property
+    def free_bytes(self) -> int:
+        """The free memory of every device of every machine that answered."""
+        return sum(m.free_bytes for m in self.machines)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The machines that answered, as HOST:PORT."""
+        return tuple(str(m.endpoint) for m in self.machines)
+
+
+def survey(endpoints: Sequence[RpcEndpoint | str], timeout: float = 2.0) -> RemoteSurvey:
+    """Probe each machine in turn; a machine that fails (down, busy, another version) is kept with its
+    error rather than raised, so the others still count."""
+    machines, failures = [], []
+    for ep in endpoints:
+        try:
+            machines.append(probe(ep, timeout))
+        except RpcError as exc:
+            failures.append(exc)
+    return RemoteSurvey(tuple(machines), tuple(failures))
+
+
 def unreachable(endpoints: Sequence[RpcEndpoint | str], timeout: float = 1.0) -> list[str]:
     """Which of ``endpoints`` refuse or time out now (after a crash: which machine went away)."""
     gone = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from app.engine.chat_session import ChatSession
 from app.engine.sampling import SamplingError, merge_sampling
 from app.paths import app_dirs
 from app.templates.prompt import Message
+from tests.conversation.recording_client import RecordingClient
 
 HISTORY: list[dict[str, Any]] = [
     {"role": "user", "content": "Hello"},
@@ -40,19 +40,6 @@ def smollm2_format(smollm2: Path) -> ChatFormat:
 def _stored_chat(path: Path, **chat: Any) -> int:
     with ChatStore(path) as store:
         return store.insert_chat("A chat", HISTORY, model="SmolLM2", **chat).id
-
-
-class RecordingClient:
-    """Stands in for the engine process only: keeps the prompt it is asked to continue."""
-
-    last_stats = None
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def stream(self, prompt: str, stop: Any, settings: Any, chat_id: str) -> Iterator[str]:
-        self.prompts.append(prompt)
-        yield from ["Sure", "."]
 
 
 def test_one_history_rule_for_every_status() -> None:

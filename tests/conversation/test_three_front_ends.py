@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from app.library.installed import resolve_model_path
 from app.paths import app_dirs
 from app.server.requests import parse_chat, parse_json
 from app.templates.prompt import Message, TemplateRefusal
+from tests.conversation.recording_client import RecordingClient
 from tests.engine.tiny_gguf import write_tiny_gguf
 
 TEMPLATES = Path(__file__).parents[1] / "engine" / "llama_templates"
@@ -42,19 +42,6 @@ HISTORY: list[dict[str, Any]] = [
 ]
 PENDING = "And a shorter one?"
 SMOLLM_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-
-class RecordingClient:
-    """Stands in for the engine process only: keeps the prompt it is asked to continue."""
-
-    last_stats = None
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def stream(self, prompt: str, stop: Any, settings: Any, chat_id: str) -> Iterator[str]:
-        self.prompts.append(prompt)
-        yield from ["Sure", "."]
 
 
 def _model(tmp_path: Path, name: str, smollm2: Path) -> Path:

@@ -41,6 +41,8 @@ class BadgeDelegate(QStyledItemDelegate):
             "gptq": ("#9c36b5", "#3a2342" if dark else "#f6e5fb"),
             "good": (t.good, "#1f3a26" if dark else "#e3f5e6"),
             "tight": (t.warn, t.warn_soft),
+            # fits over this machine and the remote ones
+            "remote": ("#3bc9db" if dark else "#0c8599", "#15363b" if dark else "#dff4f6"),
             "no": (t.bad, "#462323" if dark else "#fde8e8"),
         }
         return table.get(kind, (t.text_muted, t.surface_alt))

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QHeaderView, QStyledItemDelegate, QStyleOptionViewItem, QTreeView
+from PySide6.QtWidgets import QHeaderView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView
 
 from app.ui.catalog.badges import pill_width
 from app.ui.catalog.table_model import Column
 
-CELL_PADDING = 8  # each side of a cell's text
+# Each side of a cell's text: hearth.qss pads QTreeView#CatalogTable::item by this much, and the style keeps
+# text_margin() (3 px in Qt's styles) inside it, so text starts 8 px from the cell's edge, as header text does.
+CELL_PADDING = 5
 HEADER_PADDING = 8  # each side of a header's text (QHeaderView::section in hearth.qss)
 # The widest text a column usually shows (badges are pills: measured as the badge delegate draws them).
-TEXT_SAMPLES = {Column.BITS: "8", Column.GROUP: "None", Column.SIZE: "88.88 GB", Column.STATUS: "Converted",
+TEXT_SAMPLES = {Column.BITS: "8", Column.GROUP: "None", Column.SIZE: "888.88 MB", Column.STATUS: "Converted",
                 Column.SOURCE: "imported"}
-BADGE_SAMPLES = {Column.FORMAT: "GPTQ", Column.FIT: "too big"}
+BADGE_SAMPLES = {Column.FORMAT: ("GPTQ", "GGUF"), Column.FIT: ("too big", "remote", "tight", "fits")}
 # In a narrow window the first column stays wide enough for this much of a branch name (elided in the
 # middle); the other columns then scroll sideways instead of squeezing the names away.
 NAME_FLOOR = "gptq-4bit…actorder_True"
@@ -35,6 +37,11 @@ class VariantNameDelegate(QStyledItemDelegate):
             option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
+def text_margin(view: QTreeView) -> int:
+    """What the style keeps each side of a cell's text, inside its padding (Qt elides text to the rest)."""
+    return view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1
+
+
 def column_widths(view: QTreeView) -> dict[Column, int]:
     """Widths for the fixed columns in this view's fonts: the usual cell text or the header, whichever is wider."""
     cell = view.fontMetrics()
@@ -45,9 +52,10 @@ def column_widths(view: QTreeView) -> dict[Column, int]:
     widths = {}
     for column in (*BADGE_SAMPLES, *TEXT_SAMPLES):
         if column in BADGE_SAMPLES:
-            content = pill_width(view.font(), BADGE_SAMPLES[column]) + CELL_PADDING
+            content = max(pill_width(view.font(), text) for text in BADGE_SAMPLES[column]) \
+                + CELL_PADDING + text_margin(view)
         else:
-            content = cell.horizontalAdvance(TEXT_SAMPLES[column]) + 2 * CELL_PADDING
+            content = cell.horizontalAdvance(TEXT_SAMPLES[column]) + 2 * (CELL_PADDING + text_margin(view))
         title = str(model.headerData(column, Qt.Orientation.Horizontal) or "")
         widths[column] = max(content, head.horizontalAdvance(title) + 2 * HEADER_PADDING)
     return dict(sorted(widths.items()))
@@ -56,7 +64,8 @@ def column_widths(view: QTreeView) -> dict[Column, int]:
 def name_floor(view: QTreeView) -> int:
     """The narrowest the first column gets: a variant's indentation and :data:`NAME_FLOOR`."""
     depth = 2 if view.rootIsDecorated() else 1
-    return view.indentation() * depth + view.fontMetrics().horizontalAdvance(NAME_FLOOR) + 2 * CELL_PADDING
+    return (view.indentation() * depth + view.fontMetrics().horizontalAdvance(NAME_FLOOR)
+            + 2 * (CELL_PADDING + text_margin(view)))
 
 
 class FirstColumnFloor(QObject):

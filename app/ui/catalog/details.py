@@ -5,45 +5,41 @@ from __future__ import annotations
 from html import escape
 
 from app.catalog import Model, Variant
+from app.catalog.converted_size import BITS_PER_WEIGHT, CANDIDATES_FOR_BITS, DEFAULT_TYPE_FOR_BITS, converted_size
 from app.catalog.fit import FitReport
 from app.catalog.installed import Conversion, InstallState
+from app.engine.rpc import RemoteSurvey
 from app.ui.theme import Theme
 from app.units import human_size
 
-# What Hearth writes for a GPTQ branch without act order: exact GPTQ weights in llama.cpp blocks
-# (bits per weight of the block), and the smaller requantised choice for 3-bit (llama.cpp's figure).
-_EXACT_BITS_PER_WEIGHT = {2: ("Q4_0", 4.5), 3: ("Q4_0", 4.5), 4: ("Q4_0", 4.5), 8: ("Q8_0", 8.5)}
-_SMALLER_CHOICE = ("Q3_K_M", 3.91)
-_ACT_ORDER_CANDIDATES = {2: "Q3_K_M, Q3_K_S, Q3_K_L", 3: "Q3_K_M, Q3_K_S, Q3_K_L", 4: "Q4_K_M, Q4_K_S, IQ4_NL",
-                         8: "Q8_0"}
 GPTQ_LOADER = ("As it is: GPU loaders only (ExLlama, AutoGPTQ, Transformers). Converted by Hearth: llama.cpp "
                "(built into Hearth), CPU with GPU offload where available.")
 
 
 def conversion_callout(model: Model, variant: Variant, alternative: Variant | None) -> str:
     """What "Download and convert for llama.cpp" does for this branch: exact or requantised, and the sizes."""
-    quant, bits_per_weight = _EXACT_BITS_PER_WEIGHT.get(variant.bits, ("Q4_0", 4.5))
-    result = int(model.parameters * bits_per_weight / 8)
+    converted = converted_size(variant, model.parameters)  # the type and size the fit verdict counts too
+    result = converted.size_bytes
     scratch = model.parameters * 2
     alt = (
         f" Or run <b>{escape(alternative.label)}</b> ({human_size(alternative.size_bytes)}), "
         "already converted by its publisher." if alternative else ""
     )
-    # Without groups (one per row), act order reorders nothing that a block could notice: exact too.
-    grouped = variant.group_size is None or variant.group_size % 32 == 0
-    if (variant.act_order and variant.group_size is not None) or not grouped:
+    if not converted.exact:
+        candidates = ", ".join(t.upper() for t in CANDIDATES_FOR_BITS.get(variant.bits, converted.types))
         what = (f"its GPTQ groups are in activation order, which no llama.cpp block can hold exactly, so Hearth "
-                f"dequantises it, lets llama.cpp requantise it to each of {_ACT_ORDER_CANDIDATES.get(variant.bits)}"
+                f"dequantises it, lets llama.cpp requantise it to each of {candidates}"
                 f", measures each against the exact model and keeps the closest (about {human_size(result)}; "
                 "a branch whose act order leaves the groups in place converts exactly)")
     else:
-        what = (f"its GPTQ weights go as they are into {quant} blocks: <b>exact GPTQ weights</b>, no second "
-                f"quantisation (about {human_size(result)})")
+        what = (f"its GPTQ weights go as they are into {converted.type_label} blocks: <b>exact GPTQ weights</b>, "
+                f"no second quantisation (about {human_size(result)})")
         if variant.bits < 4:
-            small = int(model.parameters * _SMALLER_CHOICE[1] / 8)
+            smaller = DEFAULT_TYPE_FOR_BITS[variant.bits]
+            small = int(model.parameters * BITS_PER_WEIGHT[smaller] / 8)
             what += (f"; that is about {human_size(max(result - variant.size_bytes, 0))} larger than the branch, "
                      f"{variant.bits}-bit values stored in 4-bit blocks. The smaller choice, "
-                     f"<code>hearth convert {escape(variant.id)} --type q3_k_m</code>, requantises to about "
+                     f"<code>hearth convert {escape(variant.id)} --type {smaller}</code>, requantises to about "
                      f"{human_size(small)}; Hearth measures its quality during the exact conversion and the finished "
                      "card offers it as <b>Smaller file</b>")
     return (
@@ -89,6 +85,22 @@ GPTQ_EXPLANATIONS = {
 }
 
 
+def remote_machines_html(remote: RemoteSurvey, theme: Theme) -> str:
+    """Which remote machines count in the verdict (and their free memory), and why any other does not."""
+    lines = [f"<code>{escape(str(m.endpoint))}</code>: {m.free_bytes / 1e9:.1f} GB free, counted"
+             for m in remote.machines]
+    if not remote.machines:
+        lines.append("none answered, so the verdict is this machine's alone")
+    lines += [f"<span style='color:{theme.bad}'><code>{escape(e.endpoint)}</code> not counted: "
+              f"{escape(_without_name(str(e), e.endpoint))}</span>" for e in remote.failures]
+    return "<br>".join(lines)
+
+
+def _without_name(message: str, name: str) -> str:
+    """``studio:50052: nothing is listening…`` -> ``nothing is listening…`` (the row names it already)."""
+    return message[len(name) + 2:] if message.startswith(name + ": ") else message
+
+
 def _row(label: str, value: str, hint: str = "", theme: Theme | None = None) -> str:
     muted = theme.text_muted if theme else "#777"
     hint_html = f"<br><span style='color:{muted}; font-size:small'>{escape(hint)}</span>" if hint else ""
@@ -117,8 +129,10 @@ def variant_details_html(
     theme: Theme,
     alternative: Variant | None = None,
     conversion: Conversion | None = None,
+    remote: RemoteSurvey | None = None,
 ) -> str:
-    """HTML for QTextBrowser (Qt's rich-text subset: tables, spans, pre)."""
+    """HTML for QTextBrowser (Qt's rich-text subset: tables, spans, pre). ``remote``: what the saved remote
+    machines answered (None: not asked yet, or none saved)."""
     parts = [
         f"<h2 style='margin:0'>{escape(model.name)}</h2>",
         f"<p style='color:{theme.text_muted}; margin-top:2px'>{escape(model.creator)} · "
@@ -186,11 +200,13 @@ def variant_details_html(
     loader = GPTQ_LOADER if variant.format == "gptq" else variant.loader
     need_rows = [_row("Loader", escape(loader), theme=theme)]
     if fit:
-        colour = {"GOOD": theme.good, "TIGHT": theme.warn, "NO": theme.bad}[fit.fit.name]
+        colour = {"GOOD": theme.good, "TIGHT": theme.warn, "REMOTE": theme.good, "NO": theme.bad}[fit.fit.name]
         need_rows.append(_row("Memory", f"<span style='color:{colour}'><b>{escape(fit.fit.value)}</b></span> · "
                               f"{escape(fit.reason)}", theme=theme))
     else:
         need_rows.append(_row("Memory", "checking this machine…", theme=theme))
+    if remote is not None and (remote.machines or remote.failures):
+        need_rows.append(_row("Remote machines", remote_machines_html(remote, theme), theme=theme))
     parts.append("<table cellspacing='0'>" + "".join(need_rows) + "</table>")
 
     template = model.template

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QObject, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.catalog import Catalog, Model, Variant
 from app.catalog.hardware import GB, Hardware, detect_hardware
 from app.catalog.installed import InstallState, variant_files
+from app.engine.rpc import RemoteSurvey, active_remote_machines, survey
 from app.ui.catalog.badges import BadgeDelegate
 from app.ui.catalog.columns import VariantNameDelegate, fit_columns
 from app.ui.catalog.details import variant_details_html
@@ -38,6 +39,8 @@ from app.ui.workers import Lane, LatestWorker, create_worker
 SIZE_LIMITS = (("Any size", None), ("Up to 1 GB", 1), ("Up to 4 GB", 4), ("Up to 8 GB", 8),
                ("Up to 16 GB", 16), ("Up to 32 GB", 32), ("Up to 64 GB", 64))
 BITS = (("Any bits", None), ("2-bit", 2), ("3-bit", 3), ("4-bit", 4), ("5-bit", 5), ("6-bit", 6), ("8-bit", 8))
+# How long a saved remote machine may take to answer before the verdicts go on without it.
+REMOTE_TIMEOUT_S = 2.0
 FORMATS = (("All formats", None), ("GGUF (runs here)", "gguf"), ("GPTQ (convert for llama.cpp)", "gptq"))
 
 
@@ -124,6 +127,7 @@ class CatalogPage(QWidget):
         self._layout(title)
         self._connect()
         self._selected: tuple[Model, Variant] | None = None
+        self.remote: RemoteSurvey | None = None  # what the saved remote machines last answered
         self._apply_theme(context.theme.theme)
         self._update_subtitle()
         self.probe = HardwareProbe(self)
@@ -213,12 +217,31 @@ class CatalogPage(QWidget):
         self.alternative_button.clicked.connect(self._show_alternative)
         self.context.theme.changed.connect(self._apply_theme)
         self._install_scan: LatestWorker[list[Any]] = LatestWorker(self._install_states_scanned, parent=self)
+        self._remote_scan: LatestWorker[RemoteSurvey] = LatestWorker(self.set_remote_survey, parent=self,
+                                                                     lane=Lane.WAITS)
         self.context.events.installed_changed.connect(self._installed_changed)
 
     # -- reactions ----------------------------------------------------------
     def set_hardware(self, hardware: Hardware) -> None:
         self.source.set_hardware(hardware)
         self._update_subtitle()
+        self._show_details()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Each time the page is shown: ask the saved remote machines again (the list or their memory may
+        have changed since)."""
+        super().showEvent(event)
+        self.ask_remote_machines()
+
+    def ask_remote_machines(self) -> None:
+        """Read the saved remote machines and ask each for its free memory, off the GUI thread."""
+        settings_file = self.context.dirs.settings_file
+        self._remote_scan.submit(lambda: survey(active_remote_machines(settings_file), REMOTE_TIMEOUT_S))
+
+    def set_remote_survey(self, answers: RemoteSurvey) -> None:
+        """The machines that answered count in the verdicts; the others are named in the detail pane."""
+        self.remote = answers
+        self.source.set_remote_memory(answers.free_bytes, answers.names)
         self._show_details()
 
     def _size_changed(self, _index: int) -> None:
@@ -326,7 +349,8 @@ class CatalogPage(QWidget):
         if variant.alternative:
             alternative = self.context.catalog.variant(variant.alternative)[1]
         scroll = self.details.verticalScrollBar().value()
-        self.details.setHtml(variant_details_html(model, variant, fit, state, theme, alternative, conversion))
+        self.details.setHtml(variant_details_html(model, variant, fit, state, theme, alternative, conversion,
+                                                  self.remote))
         self.details.verticalScrollBar().setValue(scroll)
         installed = state is InstallState.INSTALLED
         self.download_button.setEnabled(not installed)

@@ -51,6 +51,10 @@ HEADERS = {
 }
 
 
+# The Fits column's short words (the tooltip and the detail pane say the rest).
+FIT_LABELS = {Fit.REMOTE: "remote"}
+
+
 class Role(IntEnum):
     SORT = Qt.ItemDataRole.UserRole + 1
     VARIANT = Qt.ItemDataRole.UserRole + 2
@@ -85,6 +89,9 @@ class CatalogTableModel(QAbstractTableModel):
         self._models_dir = models_dir
         self._rows = [Row(m, v) for m, v in catalog.variants()]
         self.hardware: Hardware | None = None
+        # The free memory of the remote machines that answered, and their names (none until asked).
+        self.remote_free = 0
+        self.remote_names: tuple[str, ...] = ()
 
     def set_catalog(self, catalog: Catalog) -> None:
         """Show a reloaded catalogue (after an import or a removal), keeping the hardware verdicts and the
@@ -94,14 +101,29 @@ class CatalogTableModel(QAbstractTableModel):
         self._rows = [Row(m, v) for m, v in catalog.variants()]
         for row in self._rows:
             row.state, row.conversion = known.get(row.variant.id, (InstallState.NOT_INSTALLED, None))
-            row.fit = assess(row.variant, self.hardware) if self.hardware else None
+            row.fit = self._assess(row)
         self.endResetModel()
 
     # -- data updates -------------------------------------------------------
     def set_hardware(self, hardware: Hardware) -> None:
         self.hardware = hardware
+        self._reassess()
+
+    def set_remote_memory(self, free: int, names: tuple[str, ...]) -> None:
+        """The remote machines that answered (``hearth rpc-server``s) and their free memory: a model too big
+        here may fit split across this machine and them. ``free`` 0: this machine's verdicts alone."""
+        self.remote_free, self.remote_names = free, names
+        self._reassess()
+
+    def _assess(self, row: Row) -> FitReport | None:
+        if self.hardware is None:
+            return None
+        return assess(row.variant, self.hardware, self.remote_free, parameters=row.model.parameters,
+                      remote_names=self.remote_names)
+
+    def _reassess(self) -> None:
         for row in self._rows:
-            row.fit = assess(row.variant, hardware)
+            row.fit = self._assess(row)
         self._column_changed(Column.FIT)
 
     def scan_install_states(self) -> Callable[[], list[tuple[str, InstallState, Any]]]:
@@ -196,7 +218,7 @@ class CatalogTableModel(QAbstractTableModel):
             case Column.SIZE:
                 return human_size(v.size_bytes)
             case Column.FIT:
-                return row.fit.fit.value if row.fit else "checking…"
+                return FIT_LABELS.get(row.fit.fit, row.fit.fit.value) if row.fit else "checking…"
             case Column.STATUS:
                 # Not installed is the usual case: leave the cell quiet.
                 return row.status
@@ -276,7 +298,7 @@ class CatalogFilterProxy(QSortFilterProxyModel):
             return False
         if self._max_size is not None and variant.size_bytes > self._max_size:
             return False
-        if self._fits_only and model.data(index, Role.FIT) not in (Fit.GOOD, Fit.TIGHT):
+        if self._fits_only and model.data(index, Role.FIT) not in (Fit.GOOD, Fit.TIGHT, Fit.REMOTE):
             return False
         if self._text:
             haystack: str = model.data(index, Role.SEARCH)

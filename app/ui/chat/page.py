@@ -7,24 +7,18 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
 
 from app.chats.records import Chat, StoredMessage
 from app.chats.reply import ReplyWriter
 from app.chats.store import ChatStore, ChatStoreError
 from app.conversation.conversation import Conversation
-from app.engine.chat_format import ChatFormat, remedy_label
+from app.engine.chat_format import ChatFormat
 from app.engine.protocol import SamplingSettings
 from app.engine.sampling import MergedSampling, sampling_values
 from app.errors import HearthError
 from app.templates.prompt import TemplateRefusal
+from app.ui.chat.banner import Banner
 from app.ui.chat.chat_models import ChatModels
 from app.ui.chat.composer import Composer
 from app.ui.chat.conversation_view import ConversationView
@@ -68,16 +62,9 @@ class ChatPage(QWidget):
         self.composer = Composer()
         self.settings = ChatSettingsPanel()
         self.settings.hide()
-        self.banner = QLabel()
-        self.banner.setObjectName("Banner")
-        self.banner.setWordWrap(True)
-        self.banner.hide()
+        self.banner = Banner()
         # Offered when the model's template refuses the conversation (a system role, say).
-        self.remedy_button = QPushButton()
-        self.remedy_button.setObjectName("RemedyButton")
-        self.remedy_button.hide()
-        self.remedy_button.clicked.connect(self.apply_remedy)
-        self._offered_remedy: str | None = None
+        self.remedy_button = self.banner.remedy_button
 
         conversation = QWidget()
         conversation.setObjectName("Conversation")
@@ -86,7 +73,6 @@ class ChatPage(QWidget):
         column.setSpacing(0)
         column.addWidget(self.model_bar)
         column.addWidget(self.banner)
-        column.addWidget(self.remedy_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.center, 1)
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(SPACE_XL, SPACE_M, SPACE_XL, SPACE_L)
@@ -120,9 +106,9 @@ class ChatPage(QWidget):
         self.sidebar.new_chat_requested.connect(self.new_chat)
         self.sidebar.delete_requested.connect(self.delete_chat)
         self.sidebar.chat_restored.connect(self.open_chat)
-        self.sidebar.model.renamed.connect(lambda *_: None)
         self.model_bar.load_requested.connect(self.load_model)
         self.model_bar.unload_requested.connect(self.engine.unload)
+        self.banner.remedy_chosen.connect(self.apply_remedy)
         self.models.error.connect(self.show_error)
         self.models.ready.connect(self.hide_error)
         self.models.send.connect(self.send)
@@ -458,12 +444,7 @@ class ChatPage(QWidget):
     # -- errors and shutdown ----------------------------------------------------------------
 
     def show_error(self, message: str, remedy: str | None = None) -> None:
-        self.banner.setText(message)
-        self.banner.show()
-        self._offered_remedy = remedy
-        if remedy is not None:
-            self.remedy_button.setText(remedy_label(remedy))
-        self.remedy_button.setVisible(remedy is not None)
+        self.banner.say(message, remedy)
         self.context.events.status_message.emit(message)
 
     def _save_failed(self, exc: ChatStoreError) -> None:
@@ -474,14 +455,11 @@ class ChatPage(QWidget):
             self.show_error(message)
 
     def hide_error(self) -> None:
-        self.banner.hide()
-        self.remedy_button.hide()
-        self._offered_remedy = None
+        self.banner.clear()
 
-    def apply_remedy(self) -> None:
-        """Remember the offered remedy for this chat, then ask for the reply again."""
-        remedy = self._offered_remedy
-        if remedy is None or self.chat is None:
+    def apply_remedy(self, remedy: str) -> None:
+        """Remember the remedy for this chat, then ask for the reply again."""
+        if self.chat is None:
             return
         self.conversation.set_remedy(remedy)
         self.hide_error()
