@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from app.engine.protocol import (
     Command,
@@ -29,31 +28,27 @@ from app.engine.protocol import (
     Loaded,
     LoadSettings,
     ModelInfo,
-    ProtocolError,
     Ready,
     SamplingSettings,
-    Shutdown,
     Stop,
     Tokens,
     Unload,
     Unloaded,
-    read_frame,
-    write_frame,
 )
+from app.engine.worker_process import WorkerProcess
 
 EventHandler = Callable[[Event], None]
 E = TypeVar("E")
-
-
-def worker_command() -> list[str]:
-    """How to start the worker: this Python running ``app.engine.worker``."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--engine-worker"]
-    return [sys.executable, "-m", "app.engine.worker"]
+# The longest any blocking helper waits for the worker's next word, unless told otherwise.
+ANSWER_TIMEOUT_S = 300.0
+# Workers in a row that may die before they have started before the client stops restarting them.
+MAX_FAILED_STARTS = 3
 
 
 def _signal_name(code: int | None) -> str:
-    if code is None or code >= 0:
+    if code is None:
+        return "it would not exit and was killed"
+    if code >= 0:
         return f"exit code {code}"
     try:
         return signal.Signals(-code).name
@@ -61,76 +56,24 @@ def _signal_name(code: int | None) -> str:
         return f"signal {-code}"
 
 
-class _Process:
-    """One running worker with its reader threads."""
+def _describe(command: Command) -> str:
+    """A command that the worker answers, as a crash message names it ('' for Stop and Shutdown)."""
+    if isinstance(command, Load):
+        return f"loading {Path(command.settings.path).name}"
+    if isinstance(command, Generate):
+        return "generating a reply"
+    if isinstance(command, Unload):
+        return "unloading the model"
+    return ""
 
-    def __init__(self, client: EngineClient) -> None:
-        root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        self.popen = subprocess.Popen(
-            worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env,
-        )
-        self.stderr_tail: deque[str] = deque(maxlen=30)
-        self.closing = False
-        self.client = client
-        self.write_lock = threading.Lock()
-        self.threads = [
-            threading.Thread(target=self._read_events, name="engine-events", daemon=True),
-            threading.Thread(target=self._read_stderr, name="engine-stderr", daemon=True),
-        ]
-        for thread in self.threads:
-            thread.start()
 
-    def send(self, command: Command) -> None:
-        stdin = cast(IO[bytes], self.popen.stdin)
-        # A dead worker: the event reader sees it and reports the crash.
-        with self.write_lock, contextlib.suppress(BrokenPipeError, OSError, ValueError):
-            write_frame(stdin, command)
-
-    def _read_stderr(self) -> None:
-        stream = cast(IO[bytes], self.popen.stderr)
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip()
-            if line:
-                self.stderr_tail.append(line)
-
-    def _read_events(self) -> None:
-        stream = cast(IO[bytes], self.popen.stdout)
-        while True:
-            try:
-                event = read_frame(stream)
-            except (ProtocolError, OSError, EOFError, ValueError):
-                event = None
-            if event is None:
-                break
-            self.client._deliver(cast(Event, event))
-        code = self.popen.wait()
-        if not self.closing:
-            time.sleep(0.05)  # let the stderr reader catch the last words
-            self.client._worker_died(self, code)
-
-    def crash_detail(self) -> str:
-        lines = list(self.stderr_tail)
-        telling = [ln for ln in lines if any(w in ln for w in ("GGML_ASSERT", "error", "Error", "failed", "abort"))]
-        return (telling or lines or [""])[-1][:400]
-
-    def terminate(self, timeout: float = 5.0) -> None:
-        self.closing = True
-        self.send(Shutdown())
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-        # The readers end at EOF; wait for them so none delivers events after close().
-        for thread in self.threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
+def _hint(code: int | None, doing: str) -> str:
+    """What the user can try after a crash, when the way the worker died suggests something."""
+    if code == -signal.SIGKILL:
+        return " (something killed it: if the system ran out of memory, try a smaller model or context)"
+    if doing.startswith("loading"):
+        return " (the file may be damaged, or made for a newer llama.cpp: try another copy or model)"
+    return ""
 
 
 def _remote_crash(rpc: Sequence[str], doing: str, model: ModelInfo | None, stderr: Sequence[str]) -> str:
@@ -158,7 +101,10 @@ class EngineClient:
 
     ``on_event`` runs on a reader thread. Without one, events queue up for the
     blocking helpers (:meth:`load_model`, :meth:`stream`), which the CLI and tests use.
-    After a crash the client starts a fresh, empty worker and reports :class:`Crashed`.
+    After a crash the client starts a fresh, empty worker (before it reports :class:`Crashed`,
+    so a command sent on hearing of the crash reaches the new one). A worker that dies
+    before it has started, :data:`MAX_FAILED_STARTS` times in a row, is not restarted
+    at once: the next load starts one. Sending never blocks, and every wait here has a bound.
     """
 
     def __init__(self, on_event: EventHandler | None = None) -> None:
@@ -167,42 +113,84 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._last_request = 0
         self._lock = threading.Lock()
-        self._doing = "starting"
+        # What the worker was asked and has not answered yet, oldest (the one in progress) first.
+        self._pending: deque[str] = deque()
+        self._closed = False
+        self._failed_starts = 0  # workers in a row that died before saying Ready
         self.crashes = 0
         self.model: ModelInfo | None = None
         self.last_stats: GenerationStats | None = None
         self.rpc: tuple[str, ...] = ()  # remote machines of the latest load
-        self._process: _Process | None = None
-        self._process = _Process(self)
+        self._process: WorkerProcess | None = None
+        with self._lock:
+            self._start()
 
     # ---- plumbing ---------------------------------------------------------------------
+
+    def _start(self) -> WorkerProcess:
+        """A fresh worker, made current before its threads run (the caller holds the lock)."""
+        try:
+            process = WorkerProcess(self._arrived, self._worker_died)
+        except OSError as exc:  # no memory or processes left to start one, or Python is gone
+            self._process = None
+            raise EngineError(f"Hearth could not start its model engine ({exc}): close some programs "
+                              "and load the model again", "load") from exc
+        self._process = process
+        process.start()
+        return process
+
+    def _arrived(self, source: WorkerProcess, event: Event) -> None:
+        if source is not self._process or source.closing:
+            return  # the late word of a worker that was replaced or is being closed
+        if isinstance(event, Ready):
+            self._failed_starts = 0
+        self._deliver(event)
 
     def _deliver(self, event: Event) -> None:
         if isinstance(event, Loaded):
             self.model = event.info
         elif isinstance(event, Done):
             self.last_stats = event.stats
-        if isinstance(event, Loaded | Done | Error | Unloaded):
-            self._doing = ""
-        if self.on_event is not None:
-            self.on_event(event)
-        else:
+        if isinstance(event, Loaded | Done | Error | Unloaded):  # each command's one answer, in order
+            with contextlib.suppress(IndexError):
+                self._pending.popleft()
+        handler = self.on_event
+        if handler is None:
             self.events.put(event)
+            return
+        try:
+            handler(event)
+        except Exception:  # a front end's bug must not end the engine's events
+            traceback.print_exc(file=sys.stderr)
 
-    def _worker_died(self, dead: _Process, code: int | None) -> None:
+    def _worker_died(self, dead: WorkerProcess, code: int | None, broken: str = "") -> None:
         if self._process is not dead:
             return
-        remote = _remote_crash(self.rpc, self._doing, self.model, dead.stderr_tail)
+        remote = _remote_crash(self.rpc, self._doing(dead), self.model, dead.stderr_tail)
         with self._lock:
-            if self._process is not dead:
+            if self._process is not dead or self._closed:
                 return
             self.crashes += 1
-            was_doing, model = self._doing, self.model
-            detail = dead.crash_detail()
+            was_doing, model = self._doing(dead), self.model
+            detail = broken or dead.crash_detail()
             self.model = None
             self.rpc = ()  # a fresh worker has no remote machines registered
-            self._process = _Process(self)
-        if remote:
+            self._pending.clear()  # lost with the worker
+            self._failed_starts = 0 if dead.ready else self._failed_starts + 1
+            gave_up = self._failed_starts >= MAX_FAILED_STARTS
+            not_restarted = ""
+            if gave_up:
+                self._process = None  # no restart loop: the next load starts one
+            else:
+                try:
+                    self._start()
+                except EngineError as exc:  # said in the Crashed below; the next load tries again
+                    not_restarted = str(exc)
+        if not_restarted:
+            self._deliver(Crashed(f"The model engine stopped unexpectedly ({_signal_name(code)}). "
+                                  f"{not_restarted}.", code))
+            return
+        if remote and not gave_up:
             self._deliver(Crashed(remote, code))
             return
         message = f"The model engine stopped unexpectedly ({_signal_name(code)})"
@@ -210,25 +198,65 @@ class EngineClient:
             message += f" while {was_doing}"
         if detail:
             message += f": {detail}"
-        message += ". Hearth restarted it"
+        if gave_up:
+            message += (f". It failed to start {MAX_FAILED_STARTS} times in a row, so Hearth stopped "
+                        "restarting it; loading a model tries again. If it keeps failing, run "
+                        "`hearth --self-test` and report what it says")
+        else:
+            message += ". Hearth restarted it" + _hint(code, was_doing)
         if model:
             message += f"; {model.name} is no longer loaded"
         self._deliver(Crashed(message + ".", code))
 
+    def _doing(self, process: WorkerProcess) -> str:
+        """What ``process`` is busy with, for a crash message ('' when idle)."""
+        if not process.ready:
+            return "starting"
+        return self._pending[0] if self._pending else ""
+
     @property
     def pid(self) -> int | None:
-        return self._process.popen.pid if self._process else None
+        process = self._process
+        return process.pid if process else None
 
     def send(self, command: Command) -> None:
-        process = self._process
-        if process is None:
-            raise EngineError("the engine is closed")
-        process.send(command)
+        """Queue ``command`` for the worker; a Load or Generate starts one if none runs (never blocks)."""
+        with self._lock:
+            if self._closed:
+                raise EngineError("the engine is closed")
+            process = self._process
+            if process is None:
+                if not isinstance(command, Load | Generate):
+                    return  # nothing runs: nothing to stop or unload
+                process = self._start()
+            doing = _describe(command)
+            if doing:
+                self._pending.append(doing)
+            process.send(command)  # under the lock: answers come back in the order of _pending
+
+    def restart(self) -> None:
+        """Kill the worker as it is (stuck, or busy with what is no longer wanted) and start an empty one.
+
+        The old one is gone first (its memory freed); raise EngineError if no new one can start.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            old, self._process = self._process, None
+            if old is not None:
+                old.closing = True
+            self.model = None
+            self.rpc = ()
+            self._pending.clear()
+        if old is not None:
+            old.terminate(timeout=1.0, graceful=False)
+        with self._lock:
+            if not self._closed and self._process is None:
+                self._start()
 
     # ---- commands ---------------------------------------------------------------------
 
     def load(self, settings: LoadSettings) -> None:
-        self._doing = f"loading {Path(settings.path).name}"
         self.rpc = settings.rpc
         self.send(Load(settings))
 
@@ -240,7 +268,6 @@ class EngineClient:
         chat_id: str = "default",
     ) -> int:
         request_id = self._last_request = next(self._ids)
-        self._doing = "generating a reply"
         self.send(Generate(request_id, prompt, tuple(stop), sampling or SamplingSettings(), chat_id))
         return request_id
 
@@ -253,7 +280,9 @@ class EngineClient:
         self.send(Unload())
 
     def close(self) -> None:
+        """End the worker (within :data:`~app.engine.worker_process.EXIT_WAIT_S` or so); nothing more is reported."""
         with self._lock:
+            self._closed = True
             process, self._process = self._process, None
         if process is not None:
             process.terminate()
@@ -267,23 +296,49 @@ class EngineClient:
     # ---- blocking helpers (no on_event) ---------------------------------------------------
 
     def next_event(self, timeout: float | None = None) -> Event:
+        """The next event, waiting at most ``timeout`` s (None: :data:`ANSWER_TIMEOUT_S`)."""
+        wait = ANSWER_TIMEOUT_S if timeout is None else timeout
         try:
-            return self.events.get(timeout=timeout)
+            return self.events.get(timeout=wait)
         except queue.Empty:
-            raise EngineError(f"the engine did not answer within {timeout:.0f} s") from None
+            raise EngineError(
+                f"the model engine did not answer within {wait:.0f} s: it is stuck, or the machine is "
+                "very busy. Stop the reply and try again; if it happens again, reload the model "
+                "(Hearth starts a fresh engine for it)") from None
 
     def _until(self, kinds: tuple[type, ...], timeout: float | None) -> Event:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = time.monotonic() + (ANSWER_TIMEOUT_S if timeout is None else timeout)
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            event = self.next_event(left)
+            event = self.next_event(max(0.0, deadline - time.monotonic()))
             if isinstance(event, kinds):
                 return event
 
+    def _discard_stale(self) -> Crashed | None:
+        """Drop events of earlier commands (a load that timed out, a stopped reply); the last crash among them."""
+        crashed = None
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return crashed
+            if isinstance(event, Crashed):
+                crashed = event
+
     def load_model(self, settings: LoadSettings, timeout: float = 300.0) -> ModelInfo:
-        """Load and wait; raise EngineError (``kind`` load/memory) or on a crash."""
+        """Load and wait; raise EngineError (``kind`` load/memory) or on a crash.
+
+        A load that does not end within ``timeout`` s is abandoned: the worker is restarted empty.
+        """
+        self._discard_stale()  # an earlier load's late answer is not this one's
         self.load(settings)
-        event = self._until((Loaded, Error, Crashed), timeout)
+        try:
+            event = self._until((Loaded, Error, Crashed), timeout)
+        except EngineError:
+            self.restart()
+            raise EngineError(
+                f"loading {Path(settings.path).name} did not finish within {timeout:.0f} s (the machine "
+                "may be very busy, or the model too large for it). Hearth restarted the engine: try "
+                "again, or choose a smaller model or context", "load") from None
         if isinstance(event, Loaded):
             return event.info
         if isinstance(event, Error):
@@ -297,12 +352,16 @@ class EngineClient:
         stop: Sequence[str] = (),
         sampling: SamplingSettings | None = None,
         chat_id: str = "default",
-        timeout: float = 300.0,
+        timeout: float = ANSWER_TIMEOUT_S,
     ) -> Iterator[str]:
         """Yield reply text as it streams; afterwards ``last_stats`` holds the figures.
 
-        Closing the generator early (``break``) stops the reply in the worker.
+        Closing the generator early (``break``) stops the reply in the worker. ``timeout``
+        bounds each wait for the next piece.
         """
+        crashed = self._discard_stale()
+        if crashed is not None:  # unheard until now: the model this reply needs is gone
+            raise EngineError(crashed.message, "generate")
         request_id = self.generate(prompt, stop, sampling, chat_id)
         finished = False
         try:
@@ -328,7 +387,7 @@ class EngineClient:
                 self._drain(request_id)
 
     def _drain(self, request_id: int, timeout: float = 30.0) -> None:
-        """After an early stop, consume events up to this request's end."""
+        """After an early stop, consume events up to this request's end (at most ``timeout`` s)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

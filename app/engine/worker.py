@@ -36,6 +36,9 @@ _EVERYTHING = 1 << 62
 _ROLE_VARIABLE = "HEARTH_WORKER_ROLE"  # set by app.templates.sandbox for its child
 # Tokens are sent in batches at most this often (the GUI repaints every 16 ms anyway).
 STREAM_INTERVAL_S = 0.015
+# With the app gone (its end of the command pipe closed), how long a load or reply in progress may
+# take to finish before the worker leaves anyway: nobody is left to kill it.
+ORPHAN_EXIT_S = 10.0
 
 
 class Worker:
@@ -57,6 +60,9 @@ class Worker:
             if command is None:  # the app is gone: stop whatever runs and leave
                 self.stop_upto = _EVERYTHING
                 self.queue.put(Shutdown())
+                watchdog = threading.Timer(ORPHAN_EXIT_S, os._exit, (0,))
+                watchdog.daemon = True  # a load cannot be interrupted: do not outlive the app by long
+                watchdog.start()
                 return
             if isinstance(command, Stop):
                 self.stop_upto = max(self.stop_upto, command.request_id)
