@@ -42,3 +42,52 @@ def test_a_superseded_plan_is_dropped_before_it_reaches_the_engine(qtbot: QtBot,
         assert len(failures) == 1 and "missing-second.gguf" in failures[0]
     finally:
         link.shutdown()
+
+
+def test_a_stuck_load_can_be_cancelled_and_the_next_load_works(qtbot: QtBot, tmp_path: Path, smollm2: Path) -> None:
+    """llama.cpp cannot stop a load half-way: cancelling ends the worker, and the next load starts a fresh one."""
+    import psutil
+
+    tiny = write_tiny_gguf(tmp_path / "tiny.gguf")
+    link = EngineLink()
+    try:
+        with qtbot.waitSignal(link.loaded, timeout=60_000):
+            link.load(str(tiny))
+        pid = getattr(link.controller.engine, "pid", None)
+        assert pid is not None
+        worker = psutil.Process(pid)
+        worker.suspend()  # a load that never ends (a hung driver, a dead network disk)
+        link.load(str(smollm2))
+        qtbot.waitUntil(lambda: link.plan is not None, timeout=30_000)  # planned and sent to the worker
+        qtbot.wait(300)
+        assert link.loading and link.info is None
+        with qtbot.waitSignal(link.load_failed, timeout=10_000) as failed:
+            link.cancel_load()
+        assert failed.args[0] == "Loading was cancelled."
+        assert not link.loading and not link.controller.started
+        worker.wait(timeout=15)  # the stuck worker is gone (TimeoutExpired if it lingers)
+        with qtbot.waitSignal(link.loaded, timeout=60_000) as loaded:
+            link.load(str(tiny))
+        assert Path(loaded.args[0].path) == tiny
+    finally:
+        link.shutdown()
+
+
+def test_the_model_bar_offers_cancel_while_loading_and_counts_the_seconds(qtbot: QtBot, tmp_path: Path) -> None:
+    from app.library.installed import InstalledModel
+    from app.ui.chat.model_bar import ModelBar
+    from app.ui.theme import LIGHT
+
+    bar = ModelBar(LIGHT)
+    qtbot.addWidget(bar)
+    model = tmp_path / "m.gguf"
+    bar.set_models([InstalledModel(model, "M", "Q4_0")], str(model))
+    assert bar.load_button.text() == "Load"
+    bar.show_loading("M")
+    assert bar.loading and bar.load_button.text() == "Cancel" and bar.load_button.isEnabled()
+    qtbot.waitUntil(lambda: bar.state.text().endswith(" s"), timeout=3000)
+    assert bar.state.text().startswith("Loading M…")
+    with qtbot.waitSignal(bar.cancel_requested, timeout=1000):
+        bar.load_button.click()
+    bar.show_unloaded("Not loaded")
+    assert not bar.loading and bar.load_button.text() == "Load" and bar.state.text() == "Not loaded"

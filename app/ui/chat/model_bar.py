@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+import time
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -42,12 +44,14 @@ class ModelBar(QFrame):
     Signals:
         model_chosen(str): path of the model picked in the list.
         load_requested(str): path to load.
+        cancel_requested(): stop the load under way.
         unload_requested(): free the loaded model.
         settings_toggled(bool): show or hide the chat settings panel.
     """
 
     model_chosen = Signal(str)
     load_requested = Signal(str)
+    cancel_requested = Signal()
     unload_requested = Signal()
     settings_toggled = Signal(bool)
 
@@ -56,6 +60,10 @@ class ModelBar(QFrame):
         self.setObjectName("ModelBar")
         self._models: list[InstalledModel] = []
         self._loaded: str | None = None
+        self._loading: str | None = None  # the name of the model being loaded
+        self._load_started = 0.0
+        self._clock = QTimer(self, interval=1000)  # the seconds a load has taken, shown as it goes
+        self._clock.timeout.connect(self._show_load_time)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(SPACE_M, SPACE_S, SPACE_M, SPACE_S)
         layout.setSpacing(SPACE_S)
@@ -141,15 +149,32 @@ class ModelBar(QFrame):
         self._update_button()
         return True
 
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None
+
     def show_loading(self, name: str) -> None:
+        """A load is under way: the bar shows its progress and time, and the button cancels it."""
+        self._loading = name
+        self._load_started = time.monotonic()
         self.progress.show()
-        self.load_button.setEnabled(False)
         self.state.setText(f"Loading {name}…")
+        self._clock.start()
+        self._update_button()
+
+    def _show_load_time(self) -> None:
+        if self._loading is not None:
+            self.state.setText(f"Loading {self._loading}…  {time.monotonic() - self._load_started:.0f} s")
+
+    def _load_ended(self) -> None:
+        self._loading = None
+        self._clock.stop()
+        self.progress.hide()
 
     def show_loaded(self, path: str, description: str, threads: str = "") -> None:
         """``threads``: what llama.cpp runs with and why (ThreadReport.describe), in the tooltip."""
         self._loaded = path
-        self.progress.hide()
+        self._load_ended()
         self.state.setText(description)
         self.show_threads(threads)
         self._update_button()
@@ -162,7 +187,7 @@ class ModelBar(QFrame):
     def show_unloaded(self, message: str = "") -> None:
         message = message or NOT_LOADED
         self._loaded = None
-        self.progress.hide()
+        self._load_ended()
         self.state.setText(message)
         self._update_button()
 
@@ -171,10 +196,16 @@ class ModelBar(QFrame):
         return self._loaded
 
     def _update_button(self) -> None:
+        if self._loading is not None:
+            self.load_button.setText("Cancel")
+            self.load_button.setToolTip("Stop loading this model")
+            self.load_button.setEnabled(True)
+            return
         current = self.current_path()
         loaded_here = current is not None and current == self._loaded
         self.load_button.setText("Unload" if loaded_here else "Load")
-        self.load_button.setEnabled(current is not None and not self.progress.isVisible())
+        self.load_button.setToolTip("")
+        self.load_button.setEnabled(current is not None)
 
     def _picked(self, _index: int) -> None:
         self._update_button()
@@ -183,6 +214,9 @@ class ModelBar(QFrame):
             self.model_chosen.emit(path)
 
     def _load_clicked(self) -> None:
+        if self._loading is not None:
+            self.cancel_requested.emit()
+            return
         path = self.current_path()
         if path is None:
             return

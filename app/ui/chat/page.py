@@ -108,6 +108,7 @@ class ChatPage(QWidget):
         self.sidebar.chat_restored.connect(self.open_chat)
         self.model_bar.load_requested.connect(self.load_model)
         self.model_bar.unload_requested.connect(self.engine.unload)
+        self.model_bar.cancel_requested.connect(self.engine.cancel_load)
         self.banner.remedy_chosen.connect(self.apply_remedy)
         self.models.error.connect(self.show_error)
         self.models.ready.connect(self.hide_error)

@@ -167,6 +167,19 @@ class EngineLink(QObject):
         self.controller.use(None, local_engine)
         self.controller.load(settings)
 
+    def cancel_load(self) -> None:
+        """Stop the load under way. llama.cpp cannot stop a load half-way, so a load that reached the
+        worker ends the worker (a fresh one starts with the next load); ``load_failed`` says it."""
+        if not self._loading:
+            return
+        self._planner.cancel()
+        self._loading = False
+        self.info = None
+        self.plan = None
+        if self.controller.started:
+            self.controller.close()
+        self.load_failed.emit("Loading was cancelled.")
+
     def unload(self) -> None:
         if self.controller.started:
             self.info = None
