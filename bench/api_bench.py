@@ -3,6 +3,9 @@
 Both sides decode the same prompt greedily (no repeat penalty, EOS ignored) with the same context
 and threads; the rounds alternate, and the best of each is kept (other load only slows a round).
 The API figure is what a client sees: streamed chunks over HTTP, timed from the first to the last.
+With llama.cpp's own ``llama-server`` (built by bench/reference_tools.sh into the test-asset cache,
+or ``--llama-server PATH``), its stream of the same request is measured the same way, in the same
+alternating rounds: the server a user would run instead.
 
     PYTHONPATH=. .venv/bin/python bench/api_bench.py [MODEL] [--tokens 128] [--rounds 5] [--threads 2]
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +58,50 @@ def api_round(url: str, model: str, prompt: str, tokens: int) -> float:
     return (generated - 1) / (last - first) if last > first else 0.0
 
 
+def llama_server_round(url: str, prompt: str, tokens: int) -> float:
+    """llama-server streams one chunk per token: chunks after the first over the time they took."""
+    body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "repeat_penalty": 1.0,
+            "ignore_eos": True, "stream": True, "cache_prompt": False}
+    stamps: list[float] = []
+    with httpx.Client(timeout=600) as http, http.stream("POST", f"{url}/v1/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            chunk = json.loads(line[5:])
+            if any(c.get("text") for c in chunk.get("choices", [])):
+                stamps.append(time.perf_counter())
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+
+
+def default_llama_server() -> Path | None:
+    from tests.assets import assets_dir
+
+    path = assets_dir() / "llama.cpp-tools" / "bin" / "llama-server"
+    return path if path.is_file() else None
+
+
+def start_llama_server(binary: Path, model: Path, ctx: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [str(binary), "-m", str(model), "-c", str(ctx), "-t", str(threads), "-np", "1",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("llama-server did not become ready within 120 s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", help="a .gguf file (default: the test model, SmolLM2-135M Q4_1)")
@@ -60,6 +109,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=4096)
+    parser.add_argument("--llama-server", type=Path, help="llama.cpp's llama-server binary (default: the "
+                        "one bench/reference_tools.sh built, when present)")
     args = parser.parse_args()
     if args.model:
         path = Path(args.model)
@@ -73,20 +124,34 @@ def main() -> int:
     server = BackgroundServer(bridge, ServerSettings(port=0)).start()
     engine_tps: list[float] = []
     api_tps: list[float] = []
+    reference_tps: list[float] = []
+    binary = args.llama_server or default_llama_server()
+    reference = start_llama_server(binary, path, args.ctx, args.threads) if binary else None
     try:
         with EngineClient() as client:
             client.load_model(LoadSettings(str(path), n_ctx=args.ctx, n_threads=args.threads))
             for index in range(args.rounds):
                 engine_tps.append(engine_round(client, prompt, args.tokens, index))
                 api_tps.append(api_round(server.url, served.id, prompt, args.tokens))
+                if reference is not None:
+                    reference_tps.append(llama_server_round(reference[1], prompt, args.tokens))
     finally:
         server.stop()
+        if reference is not None:
+            reference[0].terminate()
+            reference[0].wait(10)
     engine, api = max(engine_tps), max(api_tps)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"model {path.name}, {args.tokens} tokens x {args.rounds} rounds, {args.threads} threads, "
           f"ctx {args.ctx}, load average {load:.1f}")
     print(f"engine (hearth bench's decode): {engine:.1f} tok/s   rounds {[round(t, 1) for t in engine_tps]}")
     print(f"through the API (stream):      {api:.1f} tok/s   rounds {[round(t, 1) for t in api_tps]}")
+    if reference_tps:
+        best = max(reference_tps)
+        print(f"llama.cpp's llama-server (stream): {best:.1f} tok/s   rounds {[round(t, 1) for t in reference_tps]}")
+        print(f"Hearth's API / llama-server: {api / best:.2f}x")
+    else:
+        print("llama-server: not built (bench/reference_tools.sh builds it), not compared")
     print(f"API / engine: {api / engine:.2f}x (target >= 0.90x)")
     return 0 if api >= 0.9 * engine else 1
 
