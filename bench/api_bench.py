@@ -19,7 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -39,22 +41,30 @@ def engine_round(client: EngineClient, prompt: str, tokens: int, index: int) -> 
     return stats.decode_tps
 
 
+def stream_chunks(url: str, body: dict[str, object]) -> Iterator[tuple[float, dict[str, Any]]]:
+    """Each streamed chunk of a completions request, with the time it arrived."""
+    with httpx.Client(timeout=600) as http, http.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data:") and not line.endswith("[DONE]"):
+                yield time.perf_counter(), json.loads(line[5:])
+
+
+def _has_text(chunk: dict[str, Any]) -> bool:
+    return any(c.get("text") for c in chunk.get("choices", []))
+
+
 def api_round(url: str, model: str, prompt: str, tokens: int) -> float:
+    """Hearth's API batches tokens into chunks: the usage's token count over the time they took."""
     body = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "repeat_penalty": 1.0,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
     first = last = 0.0
     generated = 0
-    with httpx.Client(timeout=600) as http, http.stream("POST", f"{url}/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data:") or line.endswith("[DONE]"):
-                continue
-            chunk = json.loads(line[5:])
-            if chunk.get("usage"):
-                generated = chunk["usage"]["completion_tokens"]
-            if any(c.get("text") for c in chunk.get("choices", [])):
-                first = first or time.perf_counter()
-                last = time.perf_counter()
+    for at, chunk in stream_chunks(f"{url}/completions", body):
+        if chunk.get("usage"):
+            generated = chunk["usage"]["completion_tokens"]
+        if _has_text(chunk):
+            first, last = first or at, at
     return (generated - 1) / (last - first) if last > first else 0.0
 
 
@@ -62,15 +72,7 @@ def llama_server_round(url: str, prompt: str, tokens: int) -> float:
     """llama-server streams one chunk per token: chunks after the first over the time they took."""
     body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "repeat_penalty": 1.0,
             "ignore_eos": True, "stream": True, "cache_prompt": False}
-    stamps: list[float] = []
-    with httpx.Client(timeout=600) as http, http.stream("POST", f"{url}/v1/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data:") or line.endswith("[DONE]"):
-                continue
-            chunk = json.loads(line[5:])
-            if any(c.get("text") for c in chunk.get("choices", [])):
-                stamps.append(time.perf_counter())
+    stamps = [at for at, chunk in stream_chunks(f"{url}/v1/completions", body) if _has_text(chunk)]
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
 
 
