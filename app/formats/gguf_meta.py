@@ -212,7 +212,7 @@ class _HeaderReader:
     def truncated(self, what: str) -> GGUFTruncatedError:
         return GGUFTruncatedError(
             f"{self.path} is incomplete: it ends inside {what} "
-            f"(the file has {self.size:,} bytes). Download it again."
+            f"(the file has {self.size:,} bytes). Download or copy it again."
         )
 
     def need(self, n: int, what: str) -> None:
@@ -390,7 +390,7 @@ def read_gguf_metadata(path: str | Path) -> GGUFMetadata:
             if size < 24:
                 if size >= 4 and f.read(4) != struct.pack("<I", GGUF_MAGIC):
                     raise GGUFError(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
-                raise GGUFTruncatedError(f"{path} is incomplete: only {size} bytes. Download it again.")
+                raise GGUFTruncatedError(f"{path} is incomplete: only {size} bytes. Download or copy it again.")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buffer, _reader(path, buffer) as reader:
                 return _parse(reader)
     except FileNotFoundError:
@@ -456,7 +456,7 @@ def _parse(r: _HeaderReader) -> GGUFMetadata:
         if data_start + offset + n_bytes > r.size:
             raise GGUFTruncatedError(
                 f"{r.path} is incomplete: tensor {excerpt(name)} runs past the end of the file "
-                f"({r.size:,} bytes). Download it again."
+                f"({r.size:,} bytes). Download or copy it again."
             )
         tensors.append(TensorInfo(name, shape, type_name, n_bytes, offset))
 
