@@ -75,7 +75,7 @@ def make_page(qtbot: QtBot, context: AppContext) -> ChatPage:
     qtbot.addWidget(page)
     page.resize(1100, 760)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     return page
 
 

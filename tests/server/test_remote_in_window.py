@@ -22,7 +22,7 @@ def test_a_remote_model_chats_like_a_local_one(qtbot: QtBot, qapp: QApplication,
     page = ChatPage(context)
     qtbot.addWidget(page)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     path = remote_path("box", served.model_id)
     labels = [page.model_bar.picker.itemText(i) for i in range(page.model_bar.picker.count())]
     assert any("remote: box" in label for label in labels), labels
@@ -68,7 +68,7 @@ def test_a_remote_endpoint_that_is_down_says_so_once(qtbot: QtBot, qapp: QApplic
     page = ChatPage(create_context(qapp))
     qtbot.addWidget(page)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     assert page.model_bar.select(remote_path("gone", "m"))
     page.send("hello?")
     qtbot.waitUntil(lambda: not page.engine.loading and page.banner.isVisible(), timeout=30_000)
@@ -82,7 +82,7 @@ def test_a_reply_dropped_mid_stream_keeps_its_words_and_says_so_once(qtbot: QtBo
     page = ChatPage(create_context(qapp))
     qtbot.addWidget(page)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     assert page.model_bar.select(remote_path("flaky", "flaky"))
     page.send("Capital of France?")
     qtbot.waitUntil(lambda: page.chat is not None and not page.generating and page.banner.isVisible(),

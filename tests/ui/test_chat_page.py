@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -33,7 +34,7 @@ def make_page(qtbot: QtBot, context: AppContext) -> ChatPage:
     qtbot.addWidget(page)
     page.resize(1100, 760)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     return page
 
 
@@ -503,4 +504,45 @@ def test_the_models_folder_is_scanned_off_the_gui_thread_and_a_message_waits_for
     assert page.chat is not None
     first = page.store.messages(page.chat.id)[0]
     assert (first.role, first.content) == ("user", "Hello?")
+    page.shutdown()
+
+
+@pytest.mark.slow
+def test_the_model_s_header_is_read_off_the_gui_thread_from_start_to_reply(
+    qtbot: QtBot, context: AppContext, smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up, the settings panel (the model's default system message and sampling, the prompt preview),
+    switching models with the panel open, a message and its reply: each model's GGUF header and template
+    are read, but never on the GUI thread."""
+    import threading
+
+    import app.ui.chat.chat_models as chat_models
+    from tests.engine.tiny_gguf import write_tiny_gguf
+
+    starter = install_starter(context, smollm2)
+    tiny = write_tiny_gguf(starter.parent / "other-tiny.gguf", chatml_specials=True,
+                           chat_template="{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}",
+                           name="Other Tiny")
+    reads: list[bool] = []  # True: on the GUI thread
+    real_read = chat_models.resolve_chat_format
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        reads.append(threading.current_thread() is threading.main_thread())
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(chat_models, "resolve_chat_format", recorded)
+    page = ChatPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    page.model_bar.settings_button.setChecked(True)  # the panel open at once, before anything was read
+    qtbot.waitUntil(lambda: "SmolLM" in page.settings.prompt_view.toPlainText(), timeout=10_000)
+    picker = page.model_bar.picker
+    picker.setCurrentIndex(picker.findData(str(tiny)))  # the user picks the other model, panel open
+    qtbot.waitUntil(lambda: "SmolLM" not in page.settings.prompt_view.toPlainText(), timeout=10_000)
+    picker.setCurrentIndex(picker.findData(str(starter)))
+    page.settings.spins["max_tokens"].setValue(4)
+    page.send("Hi!")
+    qtbot.waitUntil(lambda: page.chat is not None and not page.generating and page.messages.rowCount() == 2,
+                    timeout=120_000)
+    assert len(reads) >= 2 and not any(reads), f"{reads.count(True)} of {len(reads)} reads ran on the GUI thread"
     page.shutdown()

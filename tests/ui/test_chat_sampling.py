@@ -18,7 +18,7 @@ def test_a_bad_stored_sampling_value_is_named_and_the_last_good_one_kept(
     page = ChatPage(context)
     qtbot.addWidget(page)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     page.open_chat(chat.id)
     page._toggle_settings(True)
     assert page.banner.isVisible()

@@ -28,7 +28,7 @@ def _page_with(qtbot: QtBot, context: AppContext, rows: list[dict[str, object]])
     qtbot.addWidget(page)
     page.resize(1100, 760)
     page.show()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     qtbot.waitExposed(page)
     return page
 
@@ -88,7 +88,7 @@ def test_a_template_that_refuses_the_system_message_offers_the_remedy(
     assert page.chat is not None
     page.chat = page.store.update_chat(page.chat.id, system_message="Answer in French.")
     page.refresh_models()
-    qtbot.waitUntil(lambda: not page.models.scanning, timeout=10_000)  # the models folder is scanned off the GUI thread
+    qtbot.waitUntil(lambda: not page.models.busy, timeout=10_000)  # scans and header reads run off the GUI thread
     page.models._formats.clear()
     assert page.model_bar.current_path() == str(model)
     page._start_reply()  # the model is not loaded: the prompt is built first, and refused

@@ -29,18 +29,22 @@ class ChatModels(QObject):
         ready(): the model asked for is loaded (the page hides an old error).
         send(str): a message that waited for the model list or for its model to load can be sent now.
         unsent(str): the load failed; the message that waited goes back to the composer.
+        format_ready(str): the prompt format of this model file has been read (off the GUI thread).
     """
 
     error = Signal(str)
     ready = Signal()
     send = Signal(str)
     unsent = Signal(str)
+    format_ready = Signal(str)
 
     def __init__(self, context: AppContext, engine: EngineLink, model_bar: ModelBar, welcome: WelcomeState,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.context, self.engine, self.bar, self.welcome = context, engine, model_bar, welcome
         self._formats: dict[str, ChatFormat] = {}
+        self._unreadable: set[str] = set()  # read ahead and failed: said when the chat needs them
+        self._reading: str | None = None
         # Model files opened from elsewhere (a file association, "Open with"): offered this session.
         self._opened: list[InstalledModel] = []
         self._waiting: str | None = None  # a message sent before its model was loaded
@@ -60,11 +64,17 @@ class ChatModels(QObject):
         """Whether a scan of the models folder has not reported yet."""
         return self._scan.busy
 
+    @property
+    def busy(self) -> bool:
+        """Whether a scan or a prompt-format read is still under way."""
+        return self._scan.busy or self._reader.busy
+
     def rescan(self) -> None:
         """Scan the models folder (and the endpoints' lists) off the GUI thread; a newer scan supersedes it."""
         catalog, models_dir = self.context.catalog, self.context.dirs.models
         if not self._scanned:
             self.bar.show_scanning()
+        self._unreadable.clear()  # a file may have been replaced: read it again when needed
         self._scan.submit(lambda: [*installed_models(catalog, models_dir), *remote_models()])
 
     def _show(self, models: list[InstalledModel]) -> None:
@@ -104,10 +114,18 @@ class ChatModels(QObject):
     # -- prompt formats ---------------------------------------------------------------------
 
     def chat_format(self, path: str, *, quiet: bool = False) -> ChatFormat | None:
-        """The model's prompt format; an unreadable file is reported unless ``quiet``."""
+        """The model's prompt format.
+
+        ``quiet`` (a preview, the settings panel's defaults): only what has been read; an unread file
+        is read off the GUI thread and ``format_ready`` says when. Otherwise (a reply is about to be
+        asked for) the file is read now if it must be, and an unreadable one is reported.
+        """
         remote = parse_remote_path(path)
         if remote is not None:  # the endpoint applies its own template to the messages
             return cast(ChatFormat, RemoteFormat(f"remote: {remote[0]}/{remote[1]}"))
+        if quiet and path not in self._formats:
+            self.read_ahead(path)
+            return None
         if path not in self._formats:
             try:
                 self._formats[path] = resolve_chat_format(
@@ -130,7 +148,10 @@ class ChatModels(QObject):
         """Read the chosen model's header and template off the GUI thread, before the chat needs them."""
         if path is None or path in self._formats or parse_remote_path(path) is not None:
             return  # (a remote model's endpoint applies its own template: nothing to read)
+        if path in self._unreadable or (path == self._reading and self._reader.busy):
+            return
         catalog, models_dir = self.context.catalog, self.context.dirs.models
+        self._reading = path
 
         def read() -> tuple[str, ChatFormat | None]:
             try:
@@ -141,8 +162,12 @@ class ChatModels(QObject):
 
     def _format_read(self, result: tuple[str, ChatFormat | None]) -> None:
         path, chat_format = result
-        if chat_format is not None:
-            self._formats.setdefault(path, chat_format)
+        self._reading = None
+        if chat_format is None:
+            self._unreadable.add(path)
+            return
+        self._formats.setdefault(path, chat_format)
+        self.format_ready.emit(path)
 
     # -- loading ----------------------------------------------------------------------------
 

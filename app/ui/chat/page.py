@@ -114,6 +114,7 @@ class ChatPage(QWidget):
         self.models.ready.connect(self.hide_error)
         self.models.send.connect(self.send)
         self.models.unsent.connect(self._unsent)
+        self.models.format_ready.connect(self._format_ready)
         self.stream.started.connect(lambda: self.composer.set_generating(True))
         self.stream.finished.connect(self._reply_finished)
         self.stream.threads.connect(self.model_bar.show_threads)
@@ -167,6 +168,10 @@ class ChatPage(QWidget):
     def _save_chat_model(self, path: str) -> None:
         if self.chat is not None:
             self.conversation.set_model(path, self.model_bar.current_name())
+
+    def _format_ready(self, path: str) -> None:
+        if path == self.model_bar.current_path():
+            self._show_settings_for_chat()  # the model's defaults and the prompt preview, now known
 
     def _unsent(self, text: str) -> None:
         if not self.composer.text():
