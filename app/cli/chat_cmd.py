@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from app.catalog import load_catalog
@@ -14,18 +15,22 @@ from app.conversation.conversation import Conversation
 from app.engine.chat_format import resolve_chat_format
 from app.engine.chat_session import ChatSession, plan_load
 from app.engine.client import EngineClient
+from app.engine.load_preferences import FLASH_ATTENTION, KV_CACHE_TYPES, load_preferences
 from app.engine.offload import memory_advice
 from app.engine.protocol import EngineError, parse_threads
 from app.engine.rpc import parse_endpoints
 from app.errors import HearthError
 from app.formats.gguf_meta import read_gguf_metadata
 from app.library.installed import resolve_model_path
+from app.paths import app_dirs
 from app.templates.prompt import Message, TemplateRefusal
 
+AUTO = "auto"  # a flag given as auto: the planner's choice, over a saved preference
 
-def _gpu_layers(text: str) -> int | None:
-    if text == "auto":
-        return None
+
+def _gpu_layers(text: str) -> int | str:
+    if text == AUTO:
+        return AUTO
     try:
         value = int(text)
     except ValueError:
@@ -33,6 +38,15 @@ def _gpu_layers(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError("GPU layers cannot be negative")
     return value
+
+
+def _context(text: str) -> int | str:
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of tokens or 'auto'") from None
 
 
 def threads_arg(text: str) -> int | str:
@@ -55,8 +69,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-p", "--prompt", help="one message to answer, then exit")
     parser.add_argument("--system", help="system message (default: the catalogue's for this model)")
     parser.add_argument("--gpu-layers", type=_gpu_layers, default=None, metavar="N|auto",
-                        help="layers to offload to the GPU (default auto)")
-    parser.add_argument("--ctx", type=int, help="context length (default: the model's, capped by memory)")
+                        help="layers to offload to the GPU (default: saved for this model in the window, "
+                        "else auto)")
+    parser.add_argument("--ctx", type=_context, metavar="N|auto",
+                        help="context length (default: saved for this model in the window, else the model's, "
+                        "capped by memory)")
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
     parser.add_argument("--temp", type=float, help="temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable replies")
@@ -64,9 +81,10 @@ def register(subparsers: Any) -> None:
                         help="CPU threads: a fixed count, or auto (default): start from the cores other "
                         "programs leave free, then adapt while replying")
     parser.add_argument("--batch", type=int, help="prompt evaluation batch size (default 512)")
-    parser.add_argument("--flash-attn", choices=("auto", "on", "off"), help="flash attention (default auto)")
-    parser.add_argument("--kv-cache", choices=("f16", "q8_0", "q4_0"),
-                        help="KV cache type: q8_0 halves its memory (default f16)")
+    parser.add_argument("--flash-attn", choices=FLASH_ATTENTION,
+                        help="flash attention (default: saved for this model, else auto)")
+    parser.add_argument("--kv-cache", choices=KV_CACHE_TYPES,
+                        help="KV cache type: q8_0 halves its memory (default: saved for this model, else f16)")
     parser.add_argument("--mlock", action="store_true", help="lock the model in RAM")
     parser.add_argument("--no-mmap", action="store_true", help="read the model into RAM instead of mapping it")
     parser.add_argument("--template", metavar="ID", help="use this catalogue prompt format")
@@ -103,20 +121,16 @@ def run(args: argparse.Namespace) -> int:
     except HearthError:
         conversation.store.close()
         raise
-    extra: dict[str, Any] = {
-        key: value for key, value in (
-            ("n_threads", args.threads), ("n_batch", args.batch), ("flash_attention", args.flash_attn),
-            ("kv_cache_type", args.kv_cache),
-        ) if value
-    }
-    if args.mlock:
-        extra["use_mlock"] = True
-    if args.no_mmap:
-        extra["use_mmap"] = False
+    extra = load_arguments(args, path)
     rpc = tuple(str(e) for e in parse_endpoints(args.rpc)) if args.rpc else ()
-    settings, plan = plan_load(path, meta, gpu_layers=args.gpu_layers, ctx=args.ctx, rpc=rpc, **extra)
+    try:
+        settings, plan = plan_load(path, meta, rpc=rpc, **extra)
+    except HearthError:
+        conversation.store.close()
+        raise
     if args.verbose:
         print(safe_line(f"{chat_format.model_name}: {plan}; context {settings.n_ctx}; "
+                        f"KV cache {settings.kv_cache_type}; flash attention {settings.flash_attention}; "
                         f"prompt format {chat_format.label}"), file=sys.stderr)
     if args.prompt is not None:  # a template that refuses this conversation says so before the model loads
         try:
@@ -143,6 +157,28 @@ def run(args: argparse.Namespace) -> int:
             return _interactive(session, args.verbose, conversation)
         finally:
             conversation.store.close()
+
+
+def load_arguments(args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    """plan_load's arguments: the load settings saved for this file in the window, each flag given over them."""
+    preferences, problems = load_preferences(app_dirs().settings_file, path)
+    for problem in problems:
+        print(safe_line(f"hearth: warning: {problem}"), file=sys.stderr)
+    extra = preferences.plan_arguments()
+    if args.verbose and not preferences.is_auto:
+        print(safe_line(f"Saved load settings for this file: {preferences.describe()}"), file=sys.stderr)
+    for key, flag in (("ctx", args.ctx), ("gpu_layers", args.gpu_layers)):
+        if flag is not None:
+            extra[key] = None if flag == AUTO else flag
+    for key, value in (("n_threads", args.threads), ("n_batch", args.batch), ("flash_attention", args.flash_attn),
+                       ("kv_cache_type", args.kv_cache)):
+        if value:
+            extra[key] = value
+    if args.mlock:
+        extra["use_mlock"] = True
+    if args.no_mmap:
+        extra["use_mmap"] = False
+    return extra
 
 
 def open_conversation(args: argparse.Namespace) -> Conversation:

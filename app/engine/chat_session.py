@@ -10,7 +10,15 @@ from typing import Any
 from app.catalog.model import Model
 from app.engine.chat_format import ChatFormat
 from app.engine.client import EngineClient
-from app.engine.offload import OffloadPlan, default_context, detect_gpu, plan_offload
+from app.engine.offload import (
+    DEFAULT_MARGIN,
+    GB,
+    OffloadPlan,
+    default_context,
+    detect_gpu,
+    kv_cache_bytes_per_layer,
+    plan_offload,
+)
 from app.engine.protocol import GenerationStats, LoadSettings, SamplingSettings
 from app.engine.sampling import SAMPLING_KEYS, merge_sampling
 from app.errors import HearthError
@@ -45,14 +53,18 @@ def plan_load(
     import psutil
 
     ram = available_ram if available_ram is not None else psutil.virtual_memory().available
-    context = ctx or default_context(meta, ram)
+    kv_type = settings.get("kv_cache_type") or "f16"
+    context = ctx or default_context(meta, ram, kv_type=kv_type)
     if context < 16:
         raise HearthError(f"a context of {context} tokens is too small to chat")
+    trained = meta.context_length
+    if ctx and trained and ctx > trained:
+        raise HearthError(f"a context of {ctx:,} tokens is longer than {path.name} was trained for "
+                          f"({trained:,} tokens): choose at most {trained:,}")
     if rpc:
         from app.engine.rpc_plan import plan_with_remotes
 
-        endpoints, plan = plan_with_remotes(meta, rpc, context, settings.get("kv_cache_type", "f16"),
-                                            gpu_layers)
+        endpoints, plan = plan_with_remotes(meta, rpc, context, kv_type, gpu_layers)
         return LoadSettings(str(path), n_ctx=context, n_gpu_layers=plan.n_gpu_layers, rpc=endpoints,
                             **settings), plan
     cpu_only = ""
@@ -61,11 +73,29 @@ def plan_load(
         free_vram = support.free_vram if support.offload else 0
         if not support.devices and gpu_layers is None:
             cpu_only = support.why_cpu_only
-    plan = plan_offload(meta, free_vram, context, settings.get("kv_cache_type", "f16"),
-                        n_gpu_layers=gpu_layers)
+    plan = plan_offload(meta, free_vram, context, kv_type, n_gpu_layers=gpu_layers)
     if cpu_only:
         plan = replace(plan, cpu_only=cpu_only)
+    if ctx:
+        check_memory(plan, meta, ram, kv_type)
     return LoadSettings(str(path), n_ctx=context, n_gpu_layers=plan.n_gpu_layers, **settings), plan
+
+
+def check_memory(plan: OffloadPlan, meta: GGUFMetadata, available_ram: int, kv_type: str) -> None:
+    """A context the user chose whose KV cache cannot fit in free memory: say so, and what would fit."""
+    if plan.ram_bytes + DEFAULT_MARGIN <= available_ram:
+        return
+    layers_here = plan.total_layers - min(plan.n_gpu_layers, plan.total_layers)
+    per_token = kv_cache_bytes_per_layer(meta, 1, kv_type) * layers_here
+    weights = plan.ram_bytes - per_token * plan.ctx
+    room = available_ram - DEFAULT_MARGIN - weights
+    fits = room // per_token // 256 * 256 if per_token > 0 else 0
+    advice = f"choose at most {fits:,} tokens" if fits >= 256 else "close other programs"
+    if kv_type == "f16":
+        advice += ", or a q8_0 KV cache"
+    raise HearthError(f"a context of {plan.ctx:,} tokens needs {per_token * plan.ctx / GB:.1f} GB for its KV cache, "
+                      f"more than the {max(0, available_ram - weights) / GB:.1f} GB of memory free beside the "
+                      f"model: {advice}")
 
 
 @dataclass

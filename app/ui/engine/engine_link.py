@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from app.engine.chat_session import plan_load
 from app.engine.controller import EngineController, local_engine
 from app.engine.interface import Engine
+from app.engine.load_preferences import load_preferences
 from app.engine.offload import OffloadPlan
 from app.engine.protocol import (
     Crashed,
@@ -57,8 +58,11 @@ def describe_load(info: ModelInfo, plan: OffloadPlan | None = None) -> str:
 def plan_local_load(path: str) -> tuple[LoadSettings, OffloadPlan] | str:
     """Settings and offload plan for ``path``, or why it cannot be loaded (runs off the GUI thread)."""
     try:
-        threads = load_thread_setting(app_dirs().settings_file)  # "auto" unless the user fixed it
-        return plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines(), n_threads=threads)
+        settings_file = app_dirs().settings_file
+        threads = load_thread_setting(settings_file)  # "auto" unless the user fixed it
+        preferences, _problems = load_preferences(settings_file, path)  # the panel names bad saved values
+        return plan_load(Path(path), read_gguf_metadata(path), rpc=active_remote_machines(), n_threads=threads,
+                         **preferences.plan_arguments())
     except HearthError as exc:
         return str(exc)
     except Exception as exc:  # a broken file or probe must not kill the page
