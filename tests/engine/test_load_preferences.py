@@ -25,7 +25,8 @@ from app.formats.gguf_meta import read_gguf_metadata
 
 def test_values_are_checked_with_what_is_allowed() -> None:
     assert LoadPreferences().is_auto
-    assert LoadPreferences(context_length=1024, kv_cache_type="q8_0").describe() == "context 1,024 tokens, KV cache q8_0"
+    chosen = LoadPreferences(context_length=1024, kv_cache_type="q8_0")
+    assert chosen.describe() == "context 1,024 tokens, KV cache q8_0"
     with pytest.raises(PreferenceError, match="context length must be Auto or a whole number from 256"):
         LoadPreferences(context_length=100)
     with pytest.raises(PreferenceError, match="context length"):

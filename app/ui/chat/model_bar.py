@@ -86,7 +86,7 @@ class ModelBar(QFrame):
         self.settings_button = QToolButton()
         self.settings_button.setObjectName("SettingsToggle")
         self.settings_button.setCheckable(True)
-        self.settings_button.setToolTip("Chat settings: system message, sampling, the prompt sent")
+        self.settings_button.setToolTip("Chat settings: system message, sampling, how the model loads, the prompt sent")
         self.settings_button.setText("Settings")
         self.settings_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.settings_button.toggled.connect(self.settings_toggled)

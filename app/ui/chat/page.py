@@ -124,6 +124,10 @@ class ChatPage(QWidget):
         self.settings.closed.connect(lambda: self.model_bar.settings_button.setChecked(False))
         self.settings.system_message_changed.connect(self._system_changed)
         self.settings.sampling_changed.connect(self._sampling_changed)
+        loading = self.settings.load_section  # how the picked model loads; Reload applies it to the loaded one
+        loading.reload_requested.connect(self.load_model)
+        self.engine.loaded.connect(lambda info: loading.set_loaded(info.path))
+        self.engine.unloaded.connect(lambda: loading.set_loaded(None))
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
         self.composer.escaped.connect(self.escape)
@@ -272,6 +276,7 @@ class ChatPage(QWidget):
         default_system = self._model_defaults()[0]
         system = self.chat.system_message if self.chat else None
         self.settings.show_chat(system, default_system, self._sampling().settings)
+        self.settings.load_section.show_model(self.model_bar.current_path())
         self.settings.show_prompt(self.last_prompt or self._preview_prompt())
 
     def _system_changed(self, value: str | None) -> None:

@@ -1,4 +1,4 @@
-"""The per-chat side panel: system message, sampling settings, and the exact prompt sent."""
+"""The chat side panel: system message, sampling, how the model loads, threads, and the exact prompt sent."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from app.engine.protocol import SamplingSettings
 from app.engine.thread_setting import load_thread_setting, save_thread_setting
 from app.errors import HearthError
 from app.paths import app_dirs
+from app.ui.chat.load_settings import LoadSettingsSection
 from app.ui.chat.markdown import code_font
 from app.ui.theme import SPACE_L, SPACE_M, SPACE_S
 
@@ -112,6 +113,10 @@ class ChatSettingsPanel(QFrame):
             self.spins[name] = spin
             form.addRow(label, spin)
         layout.addLayout(form)
+
+        layout.addWidget(self._section("Loading this model"))
+        self.load_section = LoadSettingsSection()
+        layout.addWidget(self.load_section)
 
         layout.addWidget(self._section("Performance"))
         threads_form = QFormLayout()
