@@ -29,7 +29,7 @@ def test_the_section_saves_per_model_and_shows_the_trained_context(qtbot: QtBot,
     section.show_model(str(smollm2))
     assert "saved flash attention must be one of auto, on, off, not 'sometimes'" in section.note.text()
     assert section.flash_box.currentData() == "auto" and section.context_spin.text() == "Auto"
-    qtbot.waitUntil(lambda: section.trained_label.text() == "Trained for up to 8,192 tokens.", timeout=10_000)
+    qtbot.waitUntil(lambda: section.trained_label.text() == "Model's maximum: 8,192", timeout=10_000)
     assert section.context_spin.maximum() == 8192
     section.context_spin.setValue(1024)
     section.kv_box.setCurrentIndex(section.kv_box.findData("q8_0"))
@@ -71,6 +71,7 @@ def test_the_window_loads_with_the_chosen_context_and_kv_cache(
     assert not section.reload_button.isVisible()
     section.context_spin.setValue(2048)  # the loaded model: Reload applies it
     assert section.reload_button.isVisible()
+    assert section.note.text() == "Saved. This model is loaded: reload it to apply."
     section.reload_button.click()
     qtbot.waitUntil(lambda: page.engine.info is not None and page.engine.info.n_ctx == 2048, timeout=90_000)
     assert page.model_bar.state.text().endswith("2,048-token context") and not section.reload_button.isVisible()

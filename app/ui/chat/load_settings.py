@@ -18,7 +18,7 @@ from app.remote.messages import parse_remote_path
 from app.ui.theme import SPACE_S
 from app.ui.workers import Lane, LatestWorker
 
-KV_CHOICES = (("f16", "f16 (full size)"), ("q8_0", "q8_0 (half the memory)"), ("q4_0", "q4_0 (a quarter)"))
+KV_CHOICES = (("f16", "f16"), ("q8_0", "q8_0 (½ memory)"), ("q4_0", "q4_0 (¼ memory)"))
 FLASH_CHOICES = (("auto", "Auto"), ("on", "On"), ("off", "Off"))
 
 
@@ -102,7 +102,10 @@ class LoadSettingsSection(QWidget):
         self.kv_box.setObjectName("KvCache")
         for value, label in KV_CHOICES:
             self.kv_box.addItem(label, value)
-        self.kv_box.setToolTip("The K/V cache holds the chat so far; q8_0 halves its memory with little loss.")
+        self.kv_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.kv_box.setMinimumContentsLength(6)
+        self.kv_box.setToolTip("The K/V cache holds the chat so far: f16 keeps it at full size; q8_0 halves its "
+                               "memory with little loss, q4_0 quarters it with more.")
         form.addRow("K/V cache", self.kv_box)
         self.flash_box = QComboBox()
         self.flash_box.setObjectName("FlashAttention")
@@ -151,7 +154,7 @@ class LoadSettingsSection(QWidget):
             self.reload_button.hide()
             return
         assert path is not None
-        self.model_label.setText(f"For {Path(path).name}, whenever it loads (here and in `hearth chat`).")
+        self.model_label.setText(f"For {Path(path).name}, whenever it loads (here and in hearth chat).")
         preferences, problems = load_preferences(app_dirs().settings_file, path)
         self._fill(preferences)
         self._say(" ".join(problems), error=bool(problems))
@@ -198,8 +201,8 @@ class LoadSettingsSection(QWidget):
     def _show_limits(self) -> None:
         limits = self._limits.get(self._path or "")
         trained = limits.trained_context if limits else None
-        self.trained_label.setText(f"Trained for up to {trained:,} tokens." if trained else
-                                   ("Reading the model's limits…" if limits is None else ""))
+        self.trained_label.setText(f"Model's maximum: {trained:,}" if trained else
+                                   ("Reading its header…" if limits is None else ""))
         self._filling = True
         self.context_spin.setMaximum(max(trained or MAX_CONTEXT, self.context_spin.value()))
         if limits is not None and limits.layers:
@@ -240,11 +243,13 @@ class LoadSettingsSection(QWidget):
         except (HearthError, OSError) as exc:
             self._say(f"Not saved: {exc}", error=True)
             return
-        self._say("Saved for this model: used the next time it loads.")
         self._update_reload()
+        self._say("Saved. This model is loaded: reload it to apply." if self.reload_button.isVisibleTo(self)
+                  else "Saved for this model: used the next time it loads.")
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.note.setText(text)
+        self.note.setVisible(bool(text))
         self.note.setProperty("error", error)
         self.note.style().unpolish(self.note)
         self.note.style().polish(self.note)
