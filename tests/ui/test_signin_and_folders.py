@@ -232,3 +232,17 @@ def test_cli_login_reads_the_token_from_stdin(hub: HubServer, hearth_home: Path,
     assert "alice" in hearth("--status").stdout
     assert hearth("--sign-out").returncode == 0
     assert "Not signed in" in hearth("--status").stdout
+
+
+def test_the_folders_used_in_place_are_counted_from_a_read_off_the_gui_thread(
+        qtbot: QtBot, context: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, _made = _lm_studio(tmp_path)
+    model_folders.add_folder(folder)  # registered in an earlier session
+    read_on: list[int] = []
+    real = model_folders.load
+    monkeypatch.setattr(model_folders, "load", lambda *args: read_on.append(threading.get_ident()) or real(*args))
+    page = DownloadsPage(context)
+    qtbot.addWidget(page)
+    qtbot.waitUntil(lambda: "also using 1 other folder" in page.subtitle.text(), timeout=5_000)
+    assert read_on and threading.get_ident() not in read_on, "the registry was read off the GUI thread"
+    page.shutdown()

@@ -59,6 +59,7 @@ class DownloadsPage(QWidget):
         self.setAcceptDrops(True)
         self.queue = context.services.downloads
         self.model = DownloadListModel(self.queue, self)
+        self._in_place = model_folders.ModelFolders()  # read off the GUI thread, then after each change
         self.browser = HubBrowser(self, on_import=self.choose_import)
         self.conversions = ConversionPanel(context, context.services.conversions, self)
         self.delegate = DownloadDelegate(context.theme.theme, self)
@@ -126,6 +127,7 @@ class DownloadsPage(QWidget):
         self.accounts.check_failed.connect(self._account_unknown)
         self.browser.lookup.failed.connect(self._offer_sign_in)
         self.model.states_changed.connect(self._check_failures)
+        create_worker(model_folders.load, self._in_place_read, parent=self)
         self.queue.restore()
         self._update_counts()
         self.accounts.check()
@@ -157,7 +159,7 @@ class DownloadsPage(QWidget):
     def use_in_place(self, paths: list[Path]) -> None:
         """Register the files where they are (no copy; each is checked off the GUI thread); they appear in
         the chat's model list once ``files_added`` is emitted."""
-        def register() -> tuple[list[Path], list[str]]:
+        def register() -> tuple[list[Path], list[str], model_folders.ModelFolders]:
             added: list[Path] = []
             problems: list[str] = []
             for path in paths:
@@ -165,12 +167,16 @@ class DownloadsPage(QWidget):
                     added.append(model_folders.add_file(path))
                 except HearthError as exc:
                     problems.append(str(exc))
-            return added, problems
+            return added, problems, model_folders.load()
 
         create_worker(register, self._files_registered, self._registry_failed, parent=self)
 
-    def _files_registered(self, outcome: tuple[list[Path], list[str]]) -> None:
-        added, problems = outcome
+    def _in_place_read(self, registered: model_folders.ModelFolders) -> None:
+        self._in_place = registered
+        self._update_counts()
+
+    def _files_registered(self, outcome: tuple[list[Path], list[str], model_folders.ModelFolders]) -> None:
+        added, problems, self._in_place = outcome
         for problem in problems:
             self.context.events.status_message.emit(problem)
         if added:
@@ -216,20 +222,28 @@ class DownloadsPage(QWidget):
     def add_models_folder(self, folder: Path | None = None) -> None:
         """Register a folder of GGUF files in place (asks for it when none is given); it is searched off the
         GUI thread, and ``folder_added`` says what it holds."""
-        if folder is None:
-            suggestions = model_folders.suggested_folders()
-            start = suggestions[0] if suggestions else Path.home()
-            chosen = QFileDialog.getExistingDirectory(self, "Add a models folder (LM Studio, Jan, any folder)",
-                                                      str(start))
-            if not chosen:
-                return
-            folder = Path(chosen)
+        if folder is None:  # the dialog opens in another app's models folder, looked for off the GUI thread
+            create_worker(model_folders.suggested_folders, self._choose_models_folder, parent=self)
+            return
         self.context.events.status_message.emit(f"Looking for GGUF models in {folder}…")
         target: Path = folder
-        create_worker(lambda: model_folders.add_folder(target), lambda found: self._folder_searched(target, found),
-                      self._folder_failed, parent=self)
 
-    def _folder_searched(self, folder: Path, found: list[Path]) -> None:
+        def search() -> tuple[list[Path], model_folders.ModelFolders]:
+            return model_folders.add_folder(target), model_folders.load()
+
+        create_worker(search, lambda outcome: self._folder_searched(target, *outcome), self._folder_failed,
+                      parent=self)
+
+    def _choose_models_folder(self, suggestions: list[Path]) -> None:
+        start = suggestions[0] if suggestions else Path.home()
+        chosen = QFileDialog.getExistingDirectory(self, "Add a models folder (LM Studio, Jan, any folder)", str(start))
+        if chosen:
+            self.add_models_folder(Path(chosen))
+
+    def _folder_searched(self, folder: Path, found: list[Path],
+                         registered: model_folders.ModelFolders | None = None) -> None:
+        if registered is not None:
+            self._in_place = registered
         self.context.events.installed_changed.emit()
         self.context.events.status_message.emit(
             f"Added {folder}: {len(found)} GGUF model{'s' if len(found) != 1 else ''} found, used where they are")
@@ -317,7 +331,7 @@ class DownloadsPage(QWidget):
         if counts[JobState.FAILED]:
             parts.append(f"{counts[JobState.FAILED]} failed")
         parts.append(f"models are saved in {self.context.dirs.models}")
-        extra = model_folders.load()
+        extra = self._in_place
         if extra.folders or extra.files:
             parts.append(f"also using {len(extra.folders)} other folder{'s' if len(extra.folders) != 1 else ''} and "
                          f"{len(extra.files)} file{'s' if len(extra.files) != 1 else ''} in place")
