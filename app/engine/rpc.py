@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import socket
 import struct
 import time
@@ -12,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.engine.settings_file import read_settings, write_setting
 from app.errors import HearthError
 
 # The RPC protocol of the llama.cpp that llama-cpp-python 0.3.36 vendors
@@ -285,17 +284,12 @@ class RemoteSettings:
         return tuple(str(e) for e in self.endpoints) if self.enabled else ()
 
 
-def _read_settings(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_remote_settings(path: Path) -> RemoteSettings:
     """The saved list; entries that no longer parse are skipped, never fatal."""
-    section = _read_settings(path).get(SETTINGS_KEY)
+    try:
+        section = read_settings(path).get(SETTINGS_KEY)
+    except HearthError:  # an unreadable settings file: no machines (the Settings page says why on save)
+        return RemoteSettings()
     if not isinstance(section, dict):
         return RemoteSettings()
     endpoints = []
@@ -306,13 +300,10 @@ def load_remote_settings(path: Path) -> RemoteSettings:
 
 
 def save_remote_settings(path: Path, settings: RemoteSettings) -> None:
-    """Write our section of settings.json, keeping every other key; atomic replace."""
-    data = _read_settings(path)
-    data[SETTINGS_KEY] = {"endpoints": [str(e) for e in settings.endpoints], "enabled": settings.enabled}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write our section of settings.json, keeping every other key; atomic replace. A settings file
+    that cannot be read is left alone (HearthError): the user's other settings are never overwritten."""
+    write_setting(path, SETTINGS_KEY, {"endpoints": [str(e) for e in settings.endpoints],
+                                       "enabled": settings.enabled})
 
 
 def active_remote_machines(settings_file: Path | None = None) -> tuple[str, ...]:

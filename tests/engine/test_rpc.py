@@ -26,6 +26,7 @@ from app.engine.rpc import (
     probe,
     save_remote_settings,
 )
+from app.errors import HearthError
 from tests.assets import assets_dir
 
 VENDORED_HEADER = assets_dir() / "llama_cpp_python-0.3.36/vendor/llama.cpp/ggml/include/ggml-rpc.h"
@@ -217,3 +218,13 @@ def test_a_model_too_big_here_fits_with_remote_machines() -> None:
     assert report.fit is Fit.REMOTE and report.fit.value == "fits with your remote machines"
     assert "30.0 GB free there" in report.reason
     assert assess(variant, hw, remote_free=5 * GB).fit is Fit.NO
+
+
+def test_a_damaged_settings_file_is_never_overwritten_by_a_save(tmp_path: Path) -> None:
+    """Saving the machines into a settings file that cannot be read would lose the user's other settings:
+    it is refused with the file named, and the file stays as it was."""
+    path = tmp_path / "settings.json"
+    path.write_text('{"theme": "dark", "threads": 4,')  # cut short by a crash mid-write elsewhere
+    with pytest.raises(HearthError, match=r"settings\.json"):
+        save_remote_settings(path, RemoteSettings((RpcEndpoint("studio", 50052),)))
+    assert path.read_text() == '{"theme": "dark", "threads": 4,'

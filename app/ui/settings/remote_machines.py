@@ -24,6 +24,7 @@ from app.engine.rpc import (
     parse_endpoint,
     save_remote_settings,
 )
+from app.errors import HearthError
 from app.ui.settings.remote_tester import RemoteTester
 from app.ui.settings.section import empty_state, section_layout, status_label
 from app.ui.theme import SPACE_XS, named
@@ -136,6 +137,8 @@ class RemoteMachinesSection(QFrame):
         endpoints = tuple(parse_endpoint(e) for e in self.endpoints())
         try:
             save_remote_settings(self.settings_file, RemoteSettings(endpoints, self.enabled.isChecked()))
+        except HearthError as exc:  # a damaged settings file: said, and left as it is
+            self._say(f"not saved: {exc}", error=True)
         except OSError as exc:
             self._say(f"could not save the settings to {self.settings_file}: {exc}", error=True)
 
