@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import HearthError
-from app.paths import app_dirs
+from app.paths import app_dirs, set_aside
 
 FILE_NAME = "model_folders.json"
 VERSION = 1
@@ -38,10 +38,15 @@ def _store(config: Path | None) -> Path:
 
 
 def load(config: Path | None = None) -> ModelFolders:
-    """The registered folders and files (empty when none, or when the file is unreadable)."""
+    """The registered folders and files (empty when none, or when the file is unreadable; a damaged one is
+    moved aside as ``model_folders.json.damaged-...``)."""
+    store = _store(config)
     try:
-        data = json.loads(_store(config).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(store.read_text(encoding="utf-8"))
+    except ValueError:  # damaged: kept aside, so registering a folder now does not erase the old list
+        set_aside(store)
+        return ModelFolders()
+    except OSError:
         return ModelFolders()
     if not isinstance(data, dict):
         return ModelFolders()

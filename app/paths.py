@@ -82,3 +82,16 @@ def variant_dir(models: Path, repo: str, revision: str) -> Path:
     """Folder for one repo at one revision: two branches of a repo never share a folder."""
     parts = [safe_component(p) for p in repo.split("/") if p]
     return models.joinpath(*parts, safe_component(revision))
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a damaged file out of the way (``NAME.damaged-YYYYmmdd-HHMMSS``) so the next save cannot
+    destroy what it held; the new name, or None when it could not be moved (or is already gone)."""
+    import time
+
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        path.replace(target)
+    except OSError:
+        return None
+    return target

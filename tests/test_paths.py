@@ -41,3 +41,29 @@ def test_hostile_names_stay_inside_the_models_folder(tmp_path: Path, hostile: st
     folder = variant_dir(tmp_path, f"owner/{hostile}", hostile).resolve()
     assert tmp_path.resolve() in folder.parents
     assert "/" not in safe_component(hostile)
+
+
+def test_damaged_lists_are_set_aside_not_overwritten(hearth_home: Path, tmp_path: Path) -> None:
+    """A damaged endpoints or model-folders file reads as empty (the app runs on), and is moved aside whole,
+    so adding an endpoint or a folder afterwards does not destroy what the user had there."""
+    from app import model_folders
+    from app.remote.endpoints import Endpoint, EndpointStore
+
+    store = EndpointStore()
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text('[{"name": "studio", "url": "http://studio:8080/v1", "api_key": "sk-')
+    assert store.load() == []
+    store.add(Endpoint("box", "http://box:8080/v1"))
+    assert [e.name for e in store.load()] == ["box"]
+    [kept] = list(store.path.parent.glob("endpoints.json.damaged-*"))
+    assert kept.read_text().startswith('[{"name": "studio"')
+
+    registry = model_folders._store(None)
+    registry.write_text("{not json")
+    assert model_folders.load() == model_folders.ModelFolders()
+    folder = tmp_path / "gguf-folder"
+    folder.mkdir()
+    model_folders.add_folder(folder)
+    assert model_folders.load().folders == [folder.resolve()]
+    [aside] = list(registry.parent.glob(f"{registry.name}.damaged-*"))
+    assert aside.read_text() == "{not json"

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.errors import HearthError
-from app.paths import app_dirs
+from app.paths import app_dirs, set_aside
 
 ENDPOINTS_FILE = "endpoints.json"
 
@@ -61,8 +61,11 @@ class EndpointStore:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        except (OSError, ValueError):
-            return []  # a damaged file: no endpoints rather than no app; saving rewrites it
+        except ValueError:  # damaged: no endpoints rather than no app, and the file kept aside for the user
+            set_aside(self.path)
+            return []
+        except OSError:
+            return []
         found = []
         for item in raw if isinstance(raw, list) else []:
             if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("url"), str):
