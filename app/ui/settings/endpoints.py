@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.remote.endpoints import Endpoint, EndpointStore, checked_url
 from app.remote.engine import RemoteEngine
-from app.ui.settings.section import empty_state, section_layout, status_label
+from app.ui.settings.section import empty_state, list_rows, section_layout, status_label
 from app.ui.workers import Lane, create_worker
 
 EMPTY_TEXT = ("No remote endpoints yet. To chat with a server's models here, give it a name and its "
@@ -63,14 +63,7 @@ class EndpointsSection(QFrame):
         row.addWidget(self.api_key)
         row.addWidget(self.add_button)
         layout.addLayout(row)
-        layout.addWidget(self.list)
-        layout.addWidget(self.empty_label)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.refresh_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
+        list_rows(layout, self.list, self.empty_label, (self.refresh_button, self.remove_button), self.status)
 
         self.add_button.clicked.connect(self.add)
         self.refresh_button.clicked.connect(self.refresh_selected)

@@ -26,7 +26,7 @@ from app.engine.rpc import (
 )
 from app.errors import HearthError
 from app.ui.settings.remote_tester import RemoteTester
-from app.ui.settings.section import empty_state, section_layout, status_label
+from app.ui.settings.section import empty_state, list_rows, section_layout, status_label
 from app.ui.theme import SPACE_XS, named
 
 EMPTY_TEXT = ("No remote machines yet. To load models too big for this computer, run "
@@ -69,14 +69,7 @@ class RemoteMachinesSection(QFrame):
         row.addWidget(self.address, 1)
         row.addWidget(self.add_button)
         layout.addLayout(row)
-        layout.addWidget(self.list)
-        layout.addWidget(self.empty_label)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.test_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
+        list_rows(layout, self.list, self.empty_label, (self.test_button, self.remove_button), self.status)
 
         self.add_button.clicked.connect(self.add_from_field)
         self.address.returnPressed.connect(self.add_from_field)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.ui.theme import SPACE_M, SPACE_S, named
 
@@ -34,3 +36,16 @@ def empty_state(text: str) -> QLabel:
     label.setWordWrap(True)
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     return label
+
+
+def list_rows(layout: QVBoxLayout, items: QWidget, empty: QLabel, buttons: Sequence[QWidget], status: QLabel) -> None:
+    """A section's list (or, while it is empty, its empty-state line), the buttons acting on it, and the
+    line saying how the last action went."""
+    layout.addWidget(items)
+    layout.addWidget(empty)
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addStretch(1)
+    layout.addLayout(row)
+    layout.addWidget(status)
