@@ -10,7 +10,6 @@ from typing import Any
 from app.catalog import Catalog, load_catalog
 from app.cli.table import render_table
 from app.cli.terminal import safe_json
-from app.engine.chat_format import match_catalogue
 from app.errors import HearthError
 from app.library.installed import InstalledModel, installed_models, resolve_model_path
 from app.paths import app_dirs
@@ -39,14 +38,13 @@ def _size(model: InstalledModel) -> int | None:
 
 def _model_id(model: InstalledModel, catalog: Catalog, models_dir: Path) -> str | None:
     """The catalogue id that `hearth chat ID` resolves to this very file, if there is one."""
-    matched = match_catalogue(model.path, catalog, models_dir)
-    if matched is None:
+    if model.model_id is None:
         return None
     try:
-        same = resolve_model_path(matched[0].id, catalog, models_dir).resolve() == model.path.resolve()
+        same = resolve_model_path(model.model_id, catalog, models_dir).resolve() == model.path.resolve()
     except HearthError:
         return None
-    return matched[0].id if same else None
+    return model.model_id if same else None
 
 
 def run(args: argparse.Namespace) -> int:

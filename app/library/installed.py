@@ -26,6 +26,7 @@ class InstalledModel:
     path: Path
     name: str
     detail: str = ""
+    model_id: str | None = None  # the catalogue model it belongs to, when it does
 
 
 def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]:
@@ -40,7 +41,7 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
         variant = starter_variant(starter)
         path = starter_path(models_dir, variant)
         if install_state(models_dir, variant) is InstallState.INSTALLED:
-            found.append(InstalledModel(path, starter.name, f"{variant.quant or 'GGUF'} · starter"))
+            found.append(InstalledModel(path, starter.name, f"{variant.quant or 'GGUF'} · starter", starter.id))
             seen.add(path.resolve())
     others = []
     own = list(models_dir.rglob("*.gguf")) if models_dir.is_dir() else []
@@ -57,10 +58,10 @@ def installed_models(catalog: Catalog, models_dir: Path) -> list[InstalledModel]
             conversion = read_conversion(path)
             if conversion is not None:
                 name = matched[0].name if matched is not None else path.name.removesuffix(".gguf")
-                others.append(InstalledModel(path, name, conversion.detail))
+                others.append(InstalledModel(path, name, conversion.detail, matched[0].id if matched else None))
             elif matched is not None:
                 model, variant = matched
-                others.append(InstalledModel(path, model.name, variant.quant or variant.label))
+                others.append(InstalledModel(path, model.name, variant.quant or variant.label, model.id))
             else:
                 others.append(InstalledModel(path, path.stem, "local file"))
     found.extend(sorted(others, key=lambda m: (m.name.lower(), m.detail)))
