@@ -240,10 +240,8 @@ class DownloadsPage(QWidget):
         if chosen:
             self.add_models_folder(Path(chosen))
 
-    def _folder_searched(self, folder: Path, found: list[Path],
-                         registered: model_folders.ModelFolders | None = None) -> None:
-        if registered is not None:
-            self._in_place = registered
+    def _folder_searched(self, folder: Path, found: list[Path], registered: model_folders.ModelFolders) -> None:
+        self._in_place = registered
         self.context.events.installed_changed.emit()
         self.context.events.status_message.emit(
             f"Added {folder}: {len(found)} GGUF model{'s' if len(found) != 1 else ''} found, used where they are")
