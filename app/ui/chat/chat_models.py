@@ -132,8 +132,7 @@ class ChatModels(QObject):
                     Path(path), self.context.catalog, models_dir=self.context.dirs.models
                 )
             except HearthError as exc:
-                if not quiet:
-                    self.error.emit(str(exc))
+                self.error.emit(str(exc))
                 return None
         return self._formats[path]
 
