@@ -91,3 +91,47 @@ def test_the_model_bar_offers_cancel_while_loading_and_counts_the_seconds(qtbot:
         bar.load_button.click()
     bar.show_unloaded("Not loaded")
     assert not bar.loading and bar.load_button.text() == "Load" and bar.state.text() == "Not loaded"
+
+
+def test_a_worker_lost_while_the_next_load_is_planned_does_not_fail_that_load(
+    qtbot: QtBot, tmp_path: Path, smollm2: Path, monkeypatch
+) -> None:
+    """The worker dies (its remote machine vanished while it freed the last model, say) while the
+    next model's load is still being planned: that load never reached the dead worker, so it goes
+    on, on a fresh one, and reports its own outcome."""
+    import signal
+    import threading
+
+    import app.ui.engine.engine_link as engine_link
+
+    planning = threading.Event()
+    release = threading.Event()
+    real_plan = engine_link.plan_local_load
+
+    def held_plan(path: str):  # the real plan, held until the worker is dead
+        planning.set()
+        release.wait(30)
+        return real_plan(path)
+
+    tiny = write_tiny_gguf(tmp_path / "tiny.gguf")
+    link = EngineLink()
+    failures: list[str] = []
+    link.load_failed.connect(failures.append)
+    try:
+        with qtbot.waitSignal(link.loaded, timeout=60_000):
+            link.load(str(tiny))
+        pid = getattr(link.controller.engine, "pid", None)
+        assert pid is not None
+        monkeypatch.setattr(engine_link, "plan_local_load", held_plan)
+        link.load(str(smollm2))
+        assert planning.wait(10)
+        with qtbot.waitSignal(link.unloaded, timeout=30_000):
+            import os
+            os.kill(pid, signal.SIGKILL)
+        assert failures == [] and link.loading
+        with qtbot.waitSignal(link.loaded, timeout=60_000) as loaded:
+            release.set()
+        assert Path(loaded.args[0].path) == smollm2 and failures == []
+    finally:
+        release.set()
+        link.shutdown()

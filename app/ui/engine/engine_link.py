@@ -247,7 +247,10 @@ class EngineLink(QObject):
             request = self._end_reply()
             self.info = None
             self.crashed.emit(event.message)
-            self._report(request, event.message)
+            if not (self._loading and self._planner.busy):
+                # a load still being planned never reached the worker that died (it was
+                # unloading the last model, say): it goes on, on a fresh worker
+                self._report(request, event.message)
             self.unloaded.emit()
         elif isinstance(event, Unloaded):
             self.info = None
