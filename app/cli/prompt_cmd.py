@@ -8,7 +8,8 @@ from typing import Any
 
 from app.catalog import load_catalog
 from app.cli.terminal import safe_line, safe_text
-from app.engine.chat_format import resolve_chat_format
+from app.engine.chat_format import ChatFormat, resolve_chat_format
+from app.errors import HearthError
 from app.templates.prompt import Message
 
 
@@ -31,13 +32,17 @@ def register(subparsers: Any) -> None:
         "the command line is the conversation's order.",
     )
     parser.add_argument("model", metavar="MODEL", help="a catalogue model id or a .gguf file")
-    parser.add_argument("--system", help="system message (default: none)")
+    parser.add_argument("--system", help="system message (default: none; with --chat, the chat's)")
     parser.add_argument("--user", action=_Turn, const="user", dest="turns", metavar="TEXT",
                         help="a user message")
     parser.add_argument("--assistant", action=_Turn, const="assistant", dest="turns",
                         metavar="TEXT", help="an assistant reply")
     parser.add_argument("--template", metavar="ID",
                         help="use this catalogue prompt format instead (chatml, llama-2-chat, ...)")
+    parser.add_argument("--chat", type=int, metavar="ID",
+                        help="render stored chat ID (see `hearth chats list`) as the window and `hearth chat` "
+                        "send it for the next reply: its system message, or the model's default, and its "
+                        "history; a --user message is the one about to be sent")
     parser.add_argument("--no-generation-prompt", action="store_true",
                         help="do not open an assistant turn at the end")
     parser.add_argument("--show-format", action="store_true",
@@ -65,11 +70,14 @@ def chosen_remedy(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     chat = resolve_chat_format(args.model, load_catalog(), template_override=args.template)
-    messages = [Message("system", args.system)] if args.system is not None else []
-    messages += [Message(role, text) for role, text in (args.turns or [])]
     # Rendered first: a template that refuses the conversation prints its one error line and nothing else.
-    prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
-                         remedy=chosen_remedy(args))
+    if args.chat is not None:
+        prompt = _stored_chat_prompt(args, chat)
+    else:
+        messages = [Message("system", args.system)] if args.system is not None else []
+        messages += [Message(role, text) for role, text in (args.turns or [])]
+        prompt = chat.render(messages, add_generation_prompt=not args.no_generation_prompt,
+                             remedy=chosen_remedy(args))
     if args.show_format:
         print(safe_line(f"template: {chat.label}"), file=sys.stderr)
         print(safe_line(f"source: {chat.source} ({chat.origin_label})"), file=sys.stderr)
@@ -79,3 +87,23 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(safe_text(prompt, join_crlf=False))  # exact: a \r is shown, not dropped
     sys.stdout.flush()
     return 0
+
+
+def _stored_chat_prompt(args: argparse.Namespace, chat_format: ChatFormat) -> str:
+    """The prompt the window and ``hearth chat`` build for chat ``args.chat``'s next reply (the same
+    :class:`Conversation` rules: system message precedence, history, the chat's saved remedy)."""
+    from app.chats.store import ChatStore
+    from app.conversation import Conversation
+
+    turns = args.turns or []
+    if any(role == "assistant" for role, _ in turns) or len(turns) > 1:
+        raise HearthError("with --chat, give at most one --user message (the one about to be sent); "
+                          "the rest of the conversation is the chat's")
+    if args.no_generation_prompt:
+        raise HearthError("--no-generation-prompt does not apply to --chat: a chat's prompt always opens the reply")
+    with ChatStore.open_default() as store:  # read once, copied to memory: nothing is written
+        conversation = Conversation.detached(store, args.chat)
+    if args.system is not None:
+        conversation.system_override = args.system
+    conversation.remedy_override = chosen_remedy(args)
+    return conversation.build_prompt(chat_format, pending_user=turns[0][1] if turns else None)
