@@ -379,16 +379,17 @@ class _Watchdog:
     template's own code, so a runaway loop or recursion stops within milliseconds.
     """
 
-    def __init__(self, time_limit_s: float, memory_limit: int) -> None:
+    def __init__(self, time_limit_s: float, memory_limit: int, *, strict_memory: bool) -> None:
         import psutil
 
         self.process = psutil.Process()
-        self.deadline = time.monotonic() + time_limit_s
         self.time_limit_s = time_limit_s
         self.memory_limit = memory_limit
-        _return_free_heap()
+        if strict_memory:
+            _return_free_heap()
         self.start_rss = self.process.memory_info().rss
         self.next_memory_check = 0.0
+        self.deadline = time.monotonic() + time_limit_s  # the render's own time, not the preparation's
 
     def check(self) -> None:
         now = time.monotonic()
@@ -414,12 +415,24 @@ class _Watchdog:
 
 def render_bounded(template: jinja2.Template, context: dict[str, Any], *,
                    time_limit_s: float = TIME_LIMIT_S, memory_limit: int = MEMORY_LIMIT_BYTES,
-                   max_chars: int = MAX_OUTPUT_CHARS) -> str:
-    """Render within the time, memory and output limits; RenderLimitError when one is passed."""
-    watchdog = _Watchdog(time_limit_s, memory_limit)
+                   max_chars: int = MAX_OUTPUT_CHARS, strict_memory: bool = True) -> str:
+    """Render within the time, memory and output limits; RenderLimitError when one is passed.
+
+    ``strict_memory`` first collects garbage and returns freed heap to the OS, so that resident
+    memory grows with every byte the template allocates: cheap in the small template process,
+    seconds in a long-running app with a large heap, so a caller there passes False for its own
+    trusted templates (the budget is then looser by the heap already free). Either way the
+    collector is paused while the template runs: a collection of the host's whole heap must not
+    count as the template's time, nor free memory in the middle of its budget.
+    """
+    import gc
+
+    watchdog = _Watchdog(time_limit_s, memory_limit, strict_memory=strict_memory)
     previous = sys.gettrace()
     parts: list[str] = []
     total = 0
+    collecting = gc.isenabled()
+    gc.disable()
     sys.settrace(watchdog.global_trace)
     try:
         pieces: Iterator[str] = template.generate(context)
@@ -430,6 +443,8 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any], *,
             parts.append(piece)
     finally:
         sys.settrace(previous)
+        if collecting:
+            gc.enable()
     return "".join(parts)
 
 

@@ -158,7 +158,9 @@ class PromptTemplate:
         try:
             if self.origin == "gguf" and isolation_enabled():
                 return render_isolated(self.jinja, self.dialect, context)
-            return render_bounded(compiled, context)
+            # A model file's template rendered here (isolation off) keeps the strict memory budget;
+            # a catalogue's skips its cost (seconds in a long-running app with a large heap).
+            return render_bounded(compiled, context, strict_memory=self.origin == "gguf")
         except IsolatedFailure as failure:
             kind, words, reason = failure.kind, failure.words, failure.reason
         except Exception as exc:  # anything a template can provoke: one line, never a traceback

@@ -23,6 +23,10 @@ from typing import IO, Any, cast
 from app.templates.environment import TIME_LIMIT_S
 
 HARD_TIMEOUT_S = TIME_LIMIT_S + 2.0  # the in-child limit, plus time for the child to report it
+# A fresh child's start (Python, Jinja, the environments) is not a render's time: on a busy machine
+# it can take seconds, so it has its own, longer bound before the first request is sent.
+START_TIMEOUT_S = 60.0
+_READY = b'{"ready": true}\n'
 CHILD_ADDRESS_SPACE = 1024 * 1024 * 1024  # virtual memory the child may add to what it maps at start (POSIX)
 _ROLE = "HEARTH_WORKER_ROLE"
 
@@ -49,8 +53,9 @@ def sandbox_command() -> list[str]:
 class TemplateSandbox:
     """One child process, started on first use, serving one render at a time."""
 
-    def __init__(self, hard_timeout_s: float = HARD_TIMEOUT_S) -> None:
+    def __init__(self, hard_timeout_s: float = HARD_TIMEOUT_S, start_timeout_s: float = START_TIMEOUT_S) -> None:
         self.hard_timeout_s = hard_timeout_s
+        self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
         self._popen: subprocess.Popen[bytes] | None = None
         self._replies: queue.Queue[bytes | None] = queue.Queue()
@@ -75,6 +80,14 @@ class TemplateSandbox:
             replies.put(None)
 
         threading.Thread(target=read, name="template-sandbox", daemon=True).start()
+        try:
+            ready = replies.get(timeout=self.start_timeout_s)
+        except queue.Empty:
+            ready = None
+        if ready != _READY:
+            self.stop()
+            raise IsolatedFailure("error", "failed to render: its process did not start (the machine may be "
+                                  "out of memory or very busy); try again")
         return self._popen
 
     @property
@@ -93,7 +106,7 @@ class TemplateSandbox:
         """The rendered prompt; IsolatedFailure when the template failed, ran too long or died."""
         request = json.dumps({"source": source, "dialect": dialect, "context": context}).encode() + b"\n"
         with self._lock:
-            popen = self._start()
+            popen = self._start()  # IsolatedFailure when a fresh child does not start
             try:
                 stdin = cast(IO[bytes], popen.stdin)
                 stdin.write(request)
@@ -138,6 +151,8 @@ def serve(commands: IO[bytes], replies: IO[bytes]) -> int:
 
     environments = {"hearth": hearth_environment(), "transformers": hf_environment()}
     compiled: dict[tuple[str, str], Any] = {}
+    replies.write(_READY)  # started: from here on, each request has its own bound
+    replies.flush()
     for line in iter(commands.readline, b""):
         try:
             request = json.loads(line)
