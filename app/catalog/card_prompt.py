@@ -157,7 +157,7 @@ def choose_from_gguf(
     """The GGUF file's own chat template: ours when it renders identically, else a new one."""
     probe = [Message("system", "{system_message}"), Message("user", "{prompt}")]
     bos_token, eos_token = bos or "", eos or ""
-    mine = PromptTemplate(id="probe", name="probe", jinja=chat_template)
+    mine = PromptTemplate(id="probe", name="probe", jinja=chat_template, origin="imported")  # from the Hub
     try:
         shown = mine.render(probe, bos_token=bos_token, eos_token=eos_token)
         supports_system = "{system_message}" in shown

@@ -174,7 +174,9 @@ def _variants_for(model: dict[str, Any]) -> tuple[Variant, ...]:
     )
 
 
-def _resolve(path: Path, document: dict[str, Any]) -> Catalog:
+def _resolve(path: Path, document: dict[str, Any], imported: frozenset[str] = frozenset()) -> Catalog:
+    """``imported``: ids of templates from the user's catalogue (taken from the Hub): they render as a
+    model file's template does, in the template process."""
     templates = {
         template_id: PromptTemplate(
             id=template_id,
@@ -185,6 +187,7 @@ def _resolve(path: Path, document: dict[str, Any]) -> Catalog:
             supports_system=spec["supports_system"],
             multi_turn=spec.get("multi_turn", ""),
             source=spec.get("source", ""),
+            origin="imported" if template_id in imported else "catalogue",
         )
         for template_id, spec in document["templates"].items()
     }
@@ -295,5 +298,5 @@ def load_catalog(path: Path | None = None, *, include_user: bool = True) -> Cata
     from app.catalog.user_catalog import user_catalog_path
 
     merged, user_problems = _merge_user(document, user_catalog_path())
-    catalog = _resolve(path, merged)
+    catalog = _resolve(path, merged, frozenset(merged["templates"]) - frozenset(document["templates"]))
     return replace(catalog, problems=tuple(user_problems), user_path=user_catalog_path())

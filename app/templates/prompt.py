@@ -94,6 +94,12 @@ class PromptTemplate:
     extra_context: Mapping[str, Any] = field(default_factory=dict)
     dialect: Dialect = "hearth"
 
+    @property
+    def untrusted(self) -> bool:
+        """Written by someone else: a model file's own template ("gguf") or one imported from the Hub
+        into the user's catalogue ("imported"). These render in the template process."""
+        return self.origin in ("gguf", "imported")
+
     @cached_property
     def _compiled(self) -> jinja2.Template:
         if len(self.jinja) > MAX_SOURCE_CHARS:
@@ -156,11 +162,11 @@ class PromptTemplate:
                 raise TemplateError(f"{model_name}: {exc}") from None
             raise
         try:
-            if self.origin == "gguf" and isolation_enabled():
+            if self.untrusted and isolation_enabled():
                 return render_isolated(self.jinja, self.dialect, context)
-            # A model file's template rendered here (isolation off) keeps the strict memory budget;
-            # a catalogue's skips its cost (seconds in a long-running app with a large heap).
-            return render_bounded(compiled, context, strict_memory=self.origin == "gguf")
+            # A template from a model file or the Hub rendered here (isolation off) keeps the strict
+            # memory budget; our catalogue's skips its cost (seconds in a long-running app with a large heap).
+            return render_bounded(compiled, context, strict_memory=self.untrusted)
         except IsolatedFailure as failure:
             kind, words, reason = failure.kind, failure.words, failure.reason
         except Exception as exc:  # anything a template can provoke: one line, never a traceback

@@ -194,3 +194,29 @@ def test_thebloke_gguf_card_gives_use_cases(hub: HubServer, chatml_gguf: bytes,
     assert variants["Q8_0"]["description"].startswith("very large")
     # The file's own header gives the memory, not the card's flat "size + 2.5 GB".
     assert variants["Q4_0"]["max_ram_bytes"] < 2_500_000_000
+
+
+def test_a_template_taken_from_the_hub_renders_in_the_template_process(
+    hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GGUF repo's own template, kept in the user's catalogue, is someone else's code: it renders in
+    the template process as a model file's template does, and a runaway one is stopped in one line."""
+    import os
+
+    from app.templates.prompt import Message, TemplateError
+    from app.templates.sandbox import shared_sandbox
+
+    runaway = ("{% if messages and messages[0].content == 'spin' %}{% for i in range(10**5) %}"
+               "{% for j in range(10**5) %}{% endfor %}{% endfor %}{% endif %}" + ZEPHYR)
+    path = write_tiny_gguf(tmp_path / "spin.gguf", chat_template=runaway, name="Spinner")
+    hub.add_repo("someone/Spinner-GGUF", {"main": {"spinner.Q4_K_M.gguf": path.read_bytes()}})
+    model = add("someone/Spinner-GGUF", capsys)
+    template = load_catalog().model(model["id"]).template
+    assert template.origin == "imported" and template.untrusted
+    shared_sandbox().stop()
+    assert template.render([Message("user", "hi")]) == "<|user|>\nhi</s>\n<|assistant|>\n"
+    assert shared_sandbox().pid not in (None, os.getpid())  # rendered there, not here
+    with pytest.raises(TemplateError, match="ran longer than") as caught:
+        template.render([Message("user", "spin")], model_name="Spinner")
+    assert "\n" not in str(caught.value)
+    assert {t.origin for t in load_catalog(include_user=False).templates.values()} == {"catalogue"}
