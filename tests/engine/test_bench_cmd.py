@@ -39,3 +39,5 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     assert figures["turn10_evaluated_tokens"] == (
         figures["turn10_history_tokens"] - figures["turn10_reused_tokens"])
     assert figures["rss_worker_mb"] > 0 and figures["rss_gui_mb"] > 0
+    # Time to first token counts from Send, so it includes rendering the chat into the prompt.
+    assert 0 < figures["render_turn10_ms"] < figures["ttft_turn10_s"] * 1000

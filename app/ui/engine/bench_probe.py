@@ -23,7 +23,8 @@ class StreamRun:
     """One reply as the GUI saw it."""
 
     text: str = ""
-    ttft_s: float = 0.0
+    ttft_s: float = 0.0  # from Send: rendering the prompt (when the caller timed it) to the first words
+    render_s: float = 0.0  # of which: rendering the chat into the prompt
     decode_tps: float = 0.0
     tokens: int = 0
     max_stall_ms: float = 0.0
@@ -149,10 +150,14 @@ def scripted_chat(driver: BenchDriver, chat: ChatFormat, turns: int, reply_token
     runs = []
     sampling = SamplingSettings(temperature=0, repeat_penalty=1.0, max_tokens=reply_tokens)
     for turn in range(1, turns + 1):
+        sent = time.perf_counter()  # the user's wait starts here, before the prompt exists
         prompt = chat.render(chat_history(turn, replies))
+        rendered = time.perf_counter() - sent
         run = driver.reply(prompt, chat.stop, sampling, chat_id=chat_id)
         if run.error:
             raise RuntimeError(run.error)
+        run.render_s = rendered
+        run.ttft_s += rendered
         replies.append(run.text.strip() or "I see.")
         runs.append(run)
     return runs
