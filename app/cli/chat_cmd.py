@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +29,20 @@ from app.templates.prompt import Message, TemplateRefusal
 AUTO = "auto"  # a flag given as auto: the planner's choice, over a saved preference
 
 
-def _gpu_layers(text: str) -> int | str:
-    if text == AUTO:
-        return AUTO
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of layers or 'auto'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("GPU layers cannot be negative")
-    return value
+def _number_or_auto(unit: str, negative: str | None = None) -> Callable[[str], int | str]:
+    """An argparse type: "auto", or a whole number of ``unit`` (refused with ``negative`` below 0, if given)."""
+    def parse(text: str) -> int | str:
+        if text == AUTO:
+            return AUTO
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit} or 'auto'") from None
+        if negative is not None and value < 0:
+            raise argparse.ArgumentTypeError(negative)
+        return value
 
-
-def _context(text: str) -> int | str:
-    if text == AUTO:
-        return AUTO
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of tokens or 'auto'") from None
+    return parse
 
 
 def threads_arg(text: str) -> int | str:
@@ -68,10 +64,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .gguf file or an installed catalogue model id")
     parser.add_argument("-p", "--prompt", help="one message to answer, then exit")
     parser.add_argument("--system", help="system message (default: the catalogue's for this model)")
-    parser.add_argument("--gpu-layers", type=_gpu_layers, default=None, metavar="N|auto",
+    parser.add_argument("--gpu-layers", type=_number_or_auto("layers", "GPU layers cannot be negative"),
+                        default=None, metavar="N|auto",
                         help="layers to offload to the GPU (default: saved for this model in the window, "
                         "else auto)")
-    parser.add_argument("--ctx", type=_context, metavar="N|auto",
+    parser.add_argument("--ctx", type=_number_or_auto("tokens"), metavar="N|auto",
                         help="context length (default: saved for this model in the window, else the model's, "
                         "capped by memory)")
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
