@@ -255,9 +255,9 @@ class LoadSettingsSection(QWidget):
         self.note.style().polish(self.note)
 
     def _update_reload(self) -> None:
-        loaded = self._loaded is not None and self._loaded[0] == self._path
-        self.reload_button.setVisible(loaded and self._loaded is not None
-                                      and self._loaded[1] != self.preferences())
+        loaded = self._loaded
+        self.reload_button.setVisible(loaded is not None and loaded[0] == self._path
+                                      and loaded[1] != self.preferences())
 
     def _reload(self) -> None:
         if self._path is not None:
