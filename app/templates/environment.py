@@ -16,6 +16,7 @@ limit, at a memory limit and at an output cap, with one :class:`RenderLimitError
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sys
@@ -357,8 +358,6 @@ def _return_free_heap() -> None:
     collector in the middle of this render, or stays resident and is reused unseen, and a template could
     allocate that much more than the budget before the resident size moved.
     """
-    import gc
-
     gc.collect()
     if not sys.platform.startswith("linux"):
         return
@@ -425,8 +424,6 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any], *,
     collector is paused while the template runs: a collection of the host's whole heap must not
     count as the template's time, nor free memory in the middle of its budget.
     """
-    import gc
-
     watchdog = _Watchdog(time_limit_s, memory_limit, strict_memory=strict_memory)
     previous = sys.gettrace()
     parts: list[str] = []
